@@ -1,0 +1,9 @@
+"""Every app's API under /api/v1/."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("accounts.api.urls")),
+]

@@ -1,0 +1,27 @@
+"""The test overlay: the real settings, pointed at the test PostgreSQL and Redis.
+
+``make test`` exports DATABASE_URL and REDIS_URL; without them the tests use the
+machine's default PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/platform")
+os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+from config.settings import *  # noqa: F403
+from config.settings import DATABASES
+
+# Each test runs in a transaction; a persistent connection would outlive it for nothing.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["TEST"] = {"NAME": "test_platform"}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = "memory://"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Rate limits are tested where they matter; elsewhere they would make tests order-dependent.
+ACCOUNT_RATE_LIMITS = False

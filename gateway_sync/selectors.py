@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+
+from accounts.models import AuditEvent, Organization
+
+
+def console_overview() -> dict[str, Any]:
+    """Platform-wide counts for the admin console's front page."""
+    return {
+        "user_count": get_user_model().objects.count(),
+        "organization_count": Organization.objects.count(),
+    }
+
+
+def recent_audit_events(limit: int = 50) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.select_related("organization")[:limit]
