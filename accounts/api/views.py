@@ -4,8 +4,6 @@ answer with an Output serializer. Errors become problem documents in one handler
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -18,7 +16,7 @@ from rest_framework.views import APIView
 from accounts import selectors, services
 from accounts.api import serializers as s
 from accounts.auth import request_user as _user
-from accounts.models import Invitation, Membership, Organization, Role
+from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Organization, Role
 
 
 class MeView(APIView):
@@ -27,15 +25,11 @@ class MeView(APIView):
         return Response(s.UserOutput(_user(request)).data)
 
 
-class OrganizationListView(generics.GenericAPIView[Organization]):
+class OrganizationListView(generics.ListAPIView[Organization]):
     serializer_class = s.OrganizationOutput
 
     def get_queryset(self) -> QuerySet[Organization]:
         return selectors.organizations_for_user(_user(self.request)).order_by("name")
-
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.OrganizationOutput(page, many=True).data)
 
     @extend_schema(request=s.OrganizationInput, responses={201: s.OrganizationOutput})
     def post(self, request: Request) -> Response:
@@ -76,12 +70,11 @@ class OrganizationDetailView(OrganizationScopedMixin):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MemberListView(OrganizationScopedMixin, generics.GenericAPIView[Membership]):
+class MemberListView(OrganizationScopedMixin, generics.ListAPIView[Membership]):
     serializer_class = s.MembershipOutput
 
-    def get(self, request: Request, slug: str) -> Response:
-        page = self.paginate_queryset(selectors.members_of(self.get_organization()))
-        return self.get_paginated_response(s.MembershipOutput(page, many=True).data)
+    def get_queryset(self) -> QuerySet[Membership]:
+        return selectors.members_of(self.get_organization())
 
 
 class MemberDetailView(OrganizationScopedMixin):
@@ -106,14 +99,13 @@ class MemberDetailView(OrganizationScopedMixin):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class InvitationListView(OrganizationScopedMixin, generics.GenericAPIView[Invitation]):
+class InvitationListView(OrganizationScopedMixin, generics.ListAPIView[Invitation]):
     serializer_class = s.InvitationOutput
 
-    def get(self, request: Request, slug: str) -> Response:
+    def get_queryset(self) -> QuerySet[Invitation]:
         organization = self.get_organization()
         self.require_admin(organization)
-        page = self.paginate_queryset(selectors.pending_invitations_of(organization))
-        return self.get_paginated_response(s.InvitationOutput(page, many=True).data)
+        return selectors.pending_invitations_of(organization)
 
     @extend_schema(request=s.InvitationInput, responses={201: s.InvitationOutput})
     def post(self, request: Request, slug: str) -> Response:
@@ -143,22 +135,20 @@ class InvitationAcceptView(APIView):
         return Response(s.MembershipOutput(membership).data)
 
 
-class AuditEventListView(OrganizationScopedMixin, generics.GenericAPIView[Any]):
+class AuditEventListView(OrganizationScopedMixin, generics.ListAPIView[AuditEvent]):
     serializer_class = s.AuditEventOutput
 
-    def get(self, request: Request, slug: str) -> Response:
+    def get_queryset(self) -> QuerySet[AuditEvent]:
         organization = self.get_organization()
         self.require_admin(organization)
-        page = self.paginate_queryset(selectors.audit_events_of(organization))
-        return self.get_paginated_response(s.AuditEventOutput(page, many=True).data)
+        return selectors.audit_events_of(organization)
 
 
-class ApiTokenListView(generics.GenericAPIView[Any]):
+class ApiTokenListView(generics.ListAPIView[ApiToken]):
     serializer_class = s.ApiTokenOutput
 
-    def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(selectors.api_tokens_of(_user(request)))
-        return self.get_paginated_response(s.ApiTokenOutput(page, many=True).data)
+    def get_queryset(self) -> QuerySet[ApiToken]:
+        return selectors.api_tokens_of(_user(self.request))
 
     @extend_schema(request=s.ApiTokenInput, responses={201: s.ApiTokenCreatedOutput})
     def post(self, request: Request) -> Response:
