@@ -35,6 +35,30 @@
     }
   });
 
+  // An htmx request that failed (403, 404, 500, network) says so instead of doing nothing.
+  var failureText = {
+    403: "You do not have permission to do that.",
+    404: "That no longer exists. Reload the page.",
+    413: "That is too large.",
+    429: "Too many requests. Wait a moment and try again.",
+  };
+  function showError(text) {
+    var box = document.getElementById("messages");
+    if (!box) return;
+    var alert = document.createElement("div");
+    alert.className = "alert error";
+    alert.setAttribute("role", "alert");
+    alert.textContent = text;
+    box.appendChild(alert);
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr.status;
+    showError(failureText[status] || "Something went wrong (" + status + "). Try again.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showError("The server cannot be reached. Check your connection and try again.");
+  });
+
   // Close the user menu when clicking elsewhere.
   document.addEventListener("click", function (event) {
     document.querySelectorAll("details.menu[open]").forEach(function (menu) {
