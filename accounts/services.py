@@ -128,7 +128,11 @@ def organization_delete(*, actor: User, organization: Organization) -> None:
 
 
 def _owner_count(organization: Organization) -> int:
-    return Membership.objects.select_for_update().filter(organization=organization, role=Role.OWNER).count()
+    """Owners of the organization, counted under a lock on the organization's row, so
+    that two owners stepping down at once cannot both see the other one and leave none.
+    (FOR UPDATE on the count itself would lock nothing: Django drops it from COUNT.)"""
+    Organization.objects.select_for_update().filter(pk=organization.pk).values_list("pk", flat=True).get()
+    return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
 
 
 @transaction.atomic
