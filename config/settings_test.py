@@ -16,7 +16,8 @@ from config.settings import DATABASES
 
 # Each test runs in a transaction; a persistent connection would outlive it for nothing.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
-DATABASES["default"]["TEST"] = {"NAME": "test_platform"}
+# TEST_DB_NAME lets two checkouts run their suites at once on one server.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_platform")}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -5,4 +5,5 @@ from django.apps import AppConfig
 
 class MarketplaceConfig(AppConfig):
     name = "marketplace"
+    verbose_name = "Marketplace"
     default_auto_field = "django.db.models.BigAutoField"
