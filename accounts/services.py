@@ -52,7 +52,7 @@ def audit_record(
     )
 
 
-def _require_role(actor: User, organization: Organization, minimum: Role) -> Membership:
+def require_role(actor: User, organization: Organization, minimum: Role) -> Membership:
     membership = membership_of(actor, organization)
     if membership is None or not membership.has_role(minimum):
         raise PermissionDenied(f"This needs the {minimum.label.lower()} role in {organization.name}.")
@@ -97,7 +97,7 @@ def organization_create(*, actor: User, name: str, slug: str = "") -> Organizati
 
 @transaction.atomic
 def organization_update(*, actor: User, organization: Organization, name: str) -> Organization:
-    _require_role(actor, organization, Role.ADMIN)
+    require_role(actor, organization, Role.ADMIN)
     old = organization.name
     organization.name = name.strip()
     organization.full_clean()
@@ -114,7 +114,7 @@ def organization_update(*, actor: User, organization: Organization, name: str) -
 
 @transaction.atomic
 def organization_delete(*, actor: User, organization: Organization) -> None:
-    _require_role(actor, organization, Role.OWNER)
+    require_role(actor, organization, Role.OWNER)
     audit_record(
         actor=actor,
         action="organization.delete",
@@ -142,7 +142,7 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}; use one of {', '.join(Role.values)}."})
     organization = membership.organization
-    acting = _require_role(actor, organization, Role.ADMIN)
+    acting = require_role(actor, organization, Role.ADMIN)
     new_role = Role(role)
     if not acting.has_role(Role.OWNER) and (membership.role == Role.OWNER or new_role == Role.OWNER):
         raise PermissionDenied("Only an owner can grant or change the owner role.")
@@ -167,7 +167,7 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     owners may remove owners; the last owner may not leave."""
     organization = membership.organization
     if membership.user_id != actor.pk:
-        acting = _require_role(actor, organization, Role.ADMIN)
+        acting = require_role(actor, organization, Role.ADMIN)
         if membership.role == Role.OWNER and not acting.has_role(Role.OWNER):
             raise PermissionDenied("Only an owner can remove an owner.")
     if membership.role == Role.OWNER and _owner_count(organization) <= 1:
@@ -191,7 +191,7 @@ def invitation_create(
 ) -> tuple[Invitation, str]:
     """Invite ``email`` to join with ``role`` and email them a link. Returns the invitation
     and its token (the token is in the email; only its hash is stored)."""
-    acting = _require_role(actor, organization, Role.ADMIN)
+    acting = require_role(actor, organization, Role.ADMIN)
     email = email.strip().lower()
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}; use one of {', '.join(Role.values)}."})
@@ -241,7 +241,7 @@ def invitation_create(
 
 @transaction.atomic
 def invitation_revoke(*, actor: User, invitation: Invitation) -> Invitation:
-    _require_role(actor, invitation.organization, Role.ADMIN)
+    require_role(actor, invitation.organization, Role.ADMIN)
     claimed = Invitation.objects.filter(pk=invitation.pk, status=Invitation.Status.PENDING).update(
         status=Invitation.Status.REVOKED
     )

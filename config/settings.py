@@ -179,8 +179,24 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "invitations-expire": {"task": "accounts.tasks.invitations_expire_task", "schedule": 3600.0},
+    "versions-retire-due": {"task": "marketplace.tasks.versions_retire_due_task", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Marketplace -----------------------------------------------------------------------
+
+# Fernet keys (comma-separated, newest first) for upstream credentials at rest. Generate
+# one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+UPSTREAM_SECRET_KEYS = env_list("UPSTREAM_SECRET_KEYS")
+if PRODUCTION and not UPSTREAM_SECRET_KEYS:
+    raise ImproperlyConfigured("PLATFORM_ENV=production needs UPSTREAM_SECRET_KEYS (Fernet keys, newest first)")
+# Outbound requests for providers (documents, discovery, upstreams) refuse loopback and
+# private addresses unless allowed here. Embedded mode allows loopback: its demo
+# upstreams run on 127.0.0.1. Link-local (cloud metadata) is never allowed.
+SSRF_ALLOW_LOOPBACK = env_bool("SSRF_ALLOW_LOOPBACK", EMBEDDED_MODE)
+SSRF_ALLOW_PRIVATE = env_bool("SSRF_ALLOW_PRIVATE", False)
+# The MCP Registry API names servers <namespace>/<slug>.
+REGISTRY_NAMESPACE = env_str("REGISTRY_NAMESPACE", "io.github.ai-open-platform")
 
 # --- Snapshots (control plane) ---------------------------------------------------------
 

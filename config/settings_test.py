@@ -26,3 +26,6 @@ CELERY_BROKER_URL = "memory://"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Rate limits are tested where they matter; elsewhere they would make tests order-dependent.
 ACCOUNT_RATE_LIMITS = False
+# The tests' upstreams (MCP servers, OpenAPI documents) run on loopback.
+SSRF_ALLOW_LOOPBACK = True
+UPSTREAM_SECRET_KEYS = ["dGVzdC1vbmx5LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=", ]

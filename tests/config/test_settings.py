@@ -18,6 +18,8 @@ from config.env import env_bool, env_int, env_list, env_str
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_KEY = "k" * 30 + "-production-secret-key-0123456789"
+FERNET_KEY = "dGVzdC1vbmx5LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE="
+PRODUCTION = {"PLATFORM_ENV": "production", "UPSTREAM_SECRET_KEYS": FERNET_KEY}
 
 
 def run_manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -58,26 +60,26 @@ def test_embedded_mode_migrates_sqlite_under_var(tmp_path):
 
 
 def test_production_refuses_to_start_without_secret_key(tmp_path):
-    result = run_manage(tmp_path, "check", PLATFORM_ENV="production", ALLOWED_HOSTS="platform.example.com")
+    result = run_manage(tmp_path, "check", **PRODUCTION, ALLOWED_HOSTS="platform.example.com")
     assert result.returncode != 0
     assert "needs SECRET_KEY" in result.stderr
 
 
 def test_production_refuses_a_short_secret_key(tmp_path):
-    result = run_manage(tmp_path, "check", PLATFORM_ENV="production", ALLOWED_HOSTS="x.example", SECRET_KEY="short")
+    result = run_manage(tmp_path, "check", **PRODUCTION, ALLOWED_HOSTS="x.example", SECRET_KEY="short")
     assert result.returncode != 0
     assert "at least 50 characters" in result.stderr
 
 
 def test_production_refuses_to_start_without_allowed_hosts(tmp_path):
-    result = run_manage(tmp_path, "check", PLATFORM_ENV="production", SECRET_KEY=STRONG_KEY)
+    result = run_manage(tmp_path, "check", **PRODUCTION, SECRET_KEY=STRONG_KEY)
     assert result.returncode != 0
     assert "needs ALLOWED_HOSTS" in result.stderr
 
 
 def test_production_refuses_debug(tmp_path):
     result = run_manage(
-        tmp_path, "check", PLATFORM_ENV="production", SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS="x.example", DEBUG="1"
+        tmp_path, "check", **PRODUCTION, SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS="x.example", DEBUG="1"
     )
     assert result.returncode != 0
     assert "DEBUG must be off" in result.stderr
@@ -87,7 +89,7 @@ def test_production_reads_the_secret_key_from_a_file(tmp_path):
     key_file = tmp_path / "secret"
     key_file.write_text(STRONG_KEY + "\n")
     result = run_manage(
-        tmp_path, "check", PLATFORM_ENV="production", SECRET_KEY_FILE=str(key_file), ALLOWED_HOSTS="x.example"
+        tmp_path, "check", **PRODUCTION, SECRET_KEY_FILE=str(key_file), ALLOWED_HOSTS="x.example"
     )
     assert result.returncode == 0, result.stderr
 
@@ -99,12 +101,20 @@ def test_production_passes_check_deploy_without_warnings(tmp_path):
         "--deploy",
         "--fail-level",
         "WARNING",
-        PLATFORM_ENV="production",
+        **PRODUCTION,
         SECRET_KEY=STRONG_KEY,
         ALLOWED_HOSTS="platform.example.com",
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/platform",
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_upstream_secret_keys(tmp_path):
+    result = run_manage(
+        tmp_path, "check", PLATFORM_ENV="production", SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS="platform.example.com"
+    )
+    assert result.returncode != 0
+    assert "needs UPSTREAM_SECRET_KEYS" in result.stderr
 
 
 def test_unknown_platform_env_is_refused(tmp_path):
