@@ -195,6 +195,10 @@ if PRODUCTION and not UPSTREAM_SECRET_KEYS:
 # upstreams run on 127.0.0.1. Link-local (cloud metadata) is never allowed.
 SSRF_ALLOW_LOOPBACK = env_bool("SSRF_ALLOW_LOOPBACK", EMBEDDED_MODE)
 SSRF_ALLOW_PRIVATE = env_bool("SSRF_ALLOW_PRIVATE", False)
+# Ports of the demo upstreams that `make run` starts (demo_upstreams/, platform/Procfile.embedded).
+DEMO_ECHO_PORT = env_int("DEMO_ECHO_PORT", 9101)
+DEMO_LLM_PORT = env_int("DEMO_LLM_PORT", 9102)
+DEMO_TOOLS_PORT = env_int("DEMO_TOOLS_PORT", 9103)
 # The MCP Registry API names servers <namespace>/<slug>.
 REGISTRY_NAMESPACE = env_str("REGISTRY_NAMESPACE", "io.github.ai-open-platform")
 
@@ -264,6 +268,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.errors.problem_exception_handler",
@@ -271,6 +280,8 @@ REST_FRAMEWORK = {
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# The largest JSON body the API reads (documents inside JSON are limited to 2 MB anyway).
+API_MAX_JSON_BYTES = env_int("API_MAX_JSON_BYTES", 5_000_000)
 SPECTACULAR_SETTINGS = {
     "TITLE": f"{PLATFORM_NAME} API",
     "DESCRIPTION": "The portal's REST API: everything the web pages can do.",

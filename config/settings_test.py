@@ -28,4 +28,6 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 ACCOUNT_RATE_LIMITS = False
 # The tests' upstreams (MCP servers, OpenAPI documents) run on loopback.
 SSRF_ALLOW_LOOPBACK = True
-UPSTREAM_SECRET_KEYS = ["dGVzdC1vbmx5LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=", ]
+UPSTREAM_SECRET_KEYS = [
+    "dGVzdC1vbmx5LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=",
+]

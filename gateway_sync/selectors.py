@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from accounts.models import AuditEvent, Organization
+from marketplace.models import ProductVersion
 
 
 def console_overview() -> dict[str, Any]:
@@ -13,6 +14,7 @@ def console_overview() -> dict[str, Any]:
     return {
         "user_count": get_user_model().objects.count(),
         "organization_count": Organization.objects.count(),
+        "review_count": ProductVersion.objects.filter(status=ProductVersion.Status.IN_REVIEW).count(),
     }
 
 

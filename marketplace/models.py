@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, ProhibitNullCharactersValidator, RegexValidator
 from django.db import models
 
 from accounts.models import Organization, slug_validator
@@ -20,8 +20,12 @@ semver_validator = RegexValidator(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$",
     "Use a semantic version such as 1.0.0 or 2.1.0-beta.1.",
 )
+# MCP's own rule for tool names. (The gateway's aggregated endpoint namespaces them into
+# at most 64 characters of [A-Za-z0-9_-], which LLM providers require.)
+# PostgreSQL refuses NUL in text: refuse it as a validation error, not a crash.
+no_nul = ProhibitNullCharactersValidator()
 tool_name_validator = RegexValidator(
-    r"^[A-Za-z0-9_-]{1,64}$", "Tool names are 1 to 64 characters of letters, digits, '_' and '-'."
+    r"^[A-Za-z0-9_.-]{1,128}$", "Tool names are 1 to 128 characters of letters, digits, '_', '-' and '.'."
 )
 header_name_validator = RegexValidator(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$", "Not a valid HTTP header name.")
 
@@ -53,15 +57,17 @@ class Product(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # The slug is global: it names the product in gateway URLs (/api/{slug}, /mcp/{slug}).
     slug = models.SlugField(max_length=50, unique=True, validators=[slug_validator])
-    name = models.CharField(max_length=100)
-    summary = models.CharField(max_length=200, help_text="One sentence, shown in the catalog.")
-    description = models.TextField(blank=True, max_length=50_000, help_text="Markdown.")
+    name = models.CharField(max_length=100, validators=[no_nul])
+    summary = models.CharField(max_length=200, validators=[no_nul], help_text="One sentence, shown in the catalog.")
+    description = models.TextField(blank=True, max_length=50_000, validators=[no_nul], help_text="Markdown.")
     categories = models.ManyToManyField(Category, blank=True, related_name="products")
     tags = models.JSONField(default=list, blank=True)
     icon = models.BinaryField(null=True, blank=True, editable=False)
     icon_content_type = models.CharField(max_length=32, blank=True, editable=False)
     visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.PUBLIC)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,7 +97,7 @@ class ProductVersion(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=64, validators=[semver_validator])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    changelog = models.TextField(blank=True, max_length=20_000)
+    changelog = models.TextField(blank=True, max_length=20_000, validators=[no_nul])
 
     # Upstream: where the gateway sends traffic, and with which credentials.
     upstream_url = models.URLField(max_length=500, blank=True)
@@ -111,7 +117,9 @@ class ProductVersion(models.Model):
     spec = models.JSONField(default=dict, blank=True)
     spec_source_url = models.URLField(max_length=500, blank=True)
 
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -195,7 +203,7 @@ class McpTool(models.Model):
     REST-to-MCP mapping (then ``request_template`` says how to call the REST upstream)."""
 
     version = models.ForeignKey(ProductVersion, on_delete=models.CASCADE, related_name="tools")
-    name = models.CharField(max_length=64, validators=[tool_name_validator])
+    name = models.CharField(max_length=128, validators=[tool_name_validator])
     title = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True, max_length=10_000)
     input_schema = models.JSONField(default=dict)

@@ -32,8 +32,15 @@ def _get(url: str) -> int:
         return 0
 
 
+def _wait_for(url: str, process: subprocess.Popen[str], *, deadline: float) -> None:
+    while _get(url) != 200:
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"{url} did not answer in time"
+        time.sleep(0.5)
+
+
 def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
-    port = _free_port()
+    port, echo_port, llm_port, tools_port = (_free_port() for _ in range(4))
     env = {
         key: value
         for key, value in os.environ.items()
@@ -43,6 +50,9 @@ def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
         "PLATFORM_VAR_DIR": str(tmp_path / "var"),
         "PORTAL_PORT": str(port),
         "PORTAL_URL": f"http://127.0.0.1:{port}",
+        "DEMO_ECHO_PORT": str(echo_port),
+        "DEMO_LLM_PORT": str(llm_port),
+        "DEMO_TOOLS_PORT": str(tools_port),
     }
     process = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
@@ -50,14 +60,14 @@ def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/accounts/login/"
     try:
-        deadline = time.monotonic() + 180
-        while _get(url) != 200:
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "the portal did not answer in time"
-            time.sleep(0.5)
+        _wait_for(url, process, deadline=time.monotonic() + 180)
         assert (tmp_path / "var" / "platform.sqlite3").exists()
         credentials = (tmp_path / "var" / "demo-credentials.txt").read_text()
         assert "admin@demo.local" in credentials
+        for product in ("demo-echo", "demo-llm", "demo-tools"):
+            assert _get(f"http://127.0.0.1:{port}/catalog/{product}/") == 200, f"{product} is published"
+        for upstream in (f"{echo_port}/healthz", f"{llm_port}/v1/models", f"{tools_port}/healthz"):
+            _wait_for(f"http://127.0.0.1:{upstream}", process, deadline=time.monotonic() + 60)
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         try:

@@ -6,4 +6,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("accounts.api.urls")),
+    path("", include("marketplace.api.urls")),
+    path("registry/", include("marketplace.registry.api_urls")),
 ]

@@ -78,9 +78,7 @@ def test_production_refuses_to_start_without_allowed_hosts(tmp_path):
 
 
 def test_production_refuses_debug(tmp_path):
-    result = run_manage(
-        tmp_path, "check", **PRODUCTION, SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS="x.example", DEBUG="1"
-    )
+    result = run_manage(tmp_path, "check", **PRODUCTION, SECRET_KEY=STRONG_KEY, ALLOWED_HOSTS="x.example", DEBUG="1")
     assert result.returncode != 0
     assert "DEBUG must be off" in result.stderr
 
@@ -88,9 +86,7 @@ def test_production_refuses_debug(tmp_path):
 def test_production_reads_the_secret_key_from_a_file(tmp_path):
     key_file = tmp_path / "secret"
     key_file.write_text(STRONG_KEY + "\n")
-    result = run_manage(
-        tmp_path, "check", **PRODUCTION, SECRET_KEY_FILE=str(key_file), ALLOWED_HOSTS="x.example"
-    )
+    result = run_manage(tmp_path, "check", **PRODUCTION, SECRET_KEY_FILE=str(key_file), ALLOWED_HOSTS="x.example")
     assert result.returncode == 0, result.stderr
 
 
