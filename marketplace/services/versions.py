@@ -34,9 +34,9 @@ DISCOVERY_TIMEOUT_S = 15.0
 
 
 def _spec_error(error: SpecError, field: str) -> ValidationError:
-    message = str(error)
-    details = getattr(error, "details", None) or []
-    return ValidationError({getattr(error, "field", None) or field: [message, *details[:20]]})
+    """The SpecError as a ValidationError on the input ``field``. (SpecError.field is a
+    place inside the document, such as ``paths./pets.get``; the messages name it.)"""
+    return ValidationError({field: [str(error), *error.details[:20]]})
 
 
 def _require_draft(version: ProductVersion) -> None:
@@ -395,8 +395,11 @@ def version_set_rest_to_mcp(
         else:
             assert from_openapi is not None  # noqa: S101 (narrowing)
             spec = parse_openapi(from_openapi, max_bytes=MAX_DOCUMENT_BYTES)
-            base = spec.servers[0].default_url if spec.servers else version.upstream_url
-            server = RestToMcpServer(name=version.product.slug, base_url=base, tools=tools_from_openapi(spec))
+            base = spec.servers[0].default_url if spec.servers else ""
+            # A relative server URL ("/api/v3") leaves the base to the version's upstream URL.
+            base = base if base.startswith(("http://", "https://")) else ""
+            generated = RestToMcpServer(name=version.product.slug, base_url=base, tools=tools_from_openapi(spec))
+            server = validate_definition(generated.to_dict())
     except SpecError as error:
         raise _spec_error(error, "definition") from None
     if not server.tools:

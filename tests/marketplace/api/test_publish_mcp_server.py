@@ -122,7 +122,7 @@ def test_an_unreachable_mcp_server_is_reported(weather: None, member_api: Api) -
 
     problem = assert_problem(member_api.post(DISCOVER_URL), 400, errors=True)
 
-    assert problem["errors"] == {"url": ["Cannot connect to 127.0.0.1 port 1: the connection was refused."]}
+    assert problem["errors"] == {"upstream_url": ["Cannot connect to 127.0.0.1 port 1: the connection was refused."]}
     assert not McpTool.objects.exists()
 
 
@@ -142,7 +142,7 @@ def test_tool_names_that_mcp_does_not_allow_are_refused(
 
     problem = assert_problem(member_api.post(DISCOVER_URL), 400, errors=True)
 
-    assert problem["errors"]["tools"][0] == (
+    assert problem["errors"]["upstream_url"][0] == (
         "The server's tools have an illegal name: 'get weather/now' contains characters MCP does not allow "
         "in tool names: ' ' (space), '/'. Tool names must be 1 to 128 characters of letters, digits, '_', '-' and '.'."
     )

@@ -83,7 +83,7 @@ def test_an_invalid_document_is_refused_precisely_and_nothing_is_half_saved(weat
 
     where = "paths./things/{id}.get.parameters[0]"
     assert problem["errors"] == {
-        where: [
+        "openapi": [
             f"The OpenAPI document is invalid: {where}: 'required' is a required property.",
             f"{where}: 'required' is a required property",
         ]
