@@ -65,3 +65,13 @@ def demo_credentials_write(logins: list[DemoLogin], path: Path | None = None) ->
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     return path
+
+
+def demo_credentials_append(line: str, path: Path | None = None) -> Path:
+    """Add a line (the demo app's key) to var/demo-credentials.txt."""
+    path = path or settings.VAR_DIR / "demo-credentials.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        handle.write(line.rstrip("\n") + "\n")
+    return path

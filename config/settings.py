@@ -180,6 +180,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "invitations-expire": {"task": "accounts.tasks.invitations_expire_task", "schedule": 3600.0},
     "versions-retire-due": {"task": "marketplace.tasks.versions_retire_due_task", "schedule": 3600.0},
+    "api-keys-expire": {"task": "consumers.tasks.api_keys_expire_task", "schedule": 60.0},
+    "subscriptions-expire": {"task": "consumers.tasks.subscriptions_expire_task", "schedule": 300.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -366,7 +368,10 @@ LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "config.logging.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

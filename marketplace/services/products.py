@@ -10,7 +10,9 @@ from django.db import transaction
 
 from accounts.models import Organization, Role, User
 from accounts.services import audit_record, require_role
+from gateway_sync.services import config_mark_changed
 from marketplace.models import Category, Product, ProductVersion
+from marketplace.signals import product_created
 
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,29}$")
 MAX_TAGS = 10
@@ -74,6 +76,7 @@ def product_create(
     product.full_clean()
     product.save()
     product.categories.set(_categories(categories))
+    product_created.send(sender=Product, product=product, actor=actor)
     audit_record(
         actor=actor,
         action="product.create",
@@ -122,6 +125,8 @@ def product_update(
         if {c.pk for c in chosen} != set(product.categories.values_list("pk", flat=True)):
             product.categories.set(chosen)
             changes["categories"] = sorted(c.slug for c in chosen)
+    if "visibility" in changes:
+        config_mark_changed(reason=f"product {product.slug} visibility")
     if changes:
         audit_record(
             actor=actor, action="product.update", target=product, organization=product.organization, changes=changes

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts import emails
 from accounts.models import Role, User
 from accounts.services import audit_record, require_role
+from gateway_sync.services import config_mark_changed
 from marketplace.indexing import product_index_task
 from marketplace.models import Product, ProductVersion
 
@@ -118,6 +119,7 @@ def version_approve(*, actor: User, version: ProductVersion) -> ProductVersion:
     version.status = Status.PUBLISHED
     version.reviewed_by, version.reviewed_at, version.published_at = actor, now, now
     version.save()
+    config_mark_changed(reason=f"version.approve {version}")
     audit_record(actor=actor, action="version.approve", target=version, organization=version.product.organization)
     _notify("version_approved", _provider_admin_emails(version), version)
     product_id = version.product_id
@@ -157,6 +159,7 @@ def version_deprecate(*, actor: User, version: ProductVersion, sunset_at: dt.dat
     version.status = Status.DEPRECATED
     version.deprecated_at, version.sunset_at = timezone.now(), sunset_at
     version.save()
+    config_mark_changed(reason=f"version.deprecate {version}")
     audit_record(
         actor=actor,
         action="version.deprecate",
@@ -177,6 +180,7 @@ def version_retire(*, actor: User | None, version: ProductVersion) -> ProductVer
     version.status = Status.RETIRED
     version.retired_at = timezone.now()
     version.save()
+    config_mark_changed(reason=f"version.retire {version}")
     audit_record(actor=actor, action="version.retire", target=version, organization=version.product.organization)
     _notify("version_retired", _provider_admin_emails(version), version)
     return version

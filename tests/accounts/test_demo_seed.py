@@ -21,7 +21,10 @@ def test_demo_seed_creates_three_logins_that_work_and_writes_them_once(tmp_path,
     credentials = (tmp_path / "demo-credentials.txt").read_text().splitlines()[1:]
     assert stat.S_IMODE((tmp_path / "demo-credentials.txt").stat().st_mode) == 0o600
     logins = {line.split()[0]: (line.split()[1], line.split()[2]) for line in credentials}
-    assert set(logins) == {"admin", "provider", "consumer"}
+    assert set(logins) == {"admin", "provider", "consumer", "api-key"}
+    key = logins.pop("api-key")[1]
+    assert key.startswith("sk-")
+    assert key in out.getvalue()
     for email, password in logins.values():
         assert password in out.getvalue(), "printed once on the console too"
         client = Client()

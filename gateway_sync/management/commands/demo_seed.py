@@ -6,7 +6,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization, User
-from accounts.services_demo import DEMO_ADMIN_EMAIL, DEMO_PROVIDER_EMAIL, demo_credentials_write, demo_seed
+from accounts.services_demo import (
+    DEMO_ADMIN_EMAIL,
+    DEMO_CONSUMER_EMAIL,
+    DEMO_PROVIDER_EMAIL,
+    demo_credentials_append,
+    demo_credentials_write,
+    demo_seed,
+)
+from consumers.services_demo import DEMO_APP_NAME, demo_consumer_seed
 from marketplace.services_demo import demo_products_seed
 
 
@@ -47,3 +55,15 @@ class Command(BaseCommand):
             )
             if created:
                 self.stdout.write(self.style.SUCCESS(f"Published demo products: {', '.join(created)}"))
+            key = demo_consumer_seed(
+                consumer=User.objects.get(email=DEMO_CONSUMER_EMAIL),
+                organization=Organization.objects.get(slug="demo-consumer"),
+            )
+            if key is not None:
+                self.stdout.write(
+                    self.style.SUCCESS(f"{DEMO_APP_NAME} subscribes to the demo products; its gateway key:")
+                )
+                self.stdout.write(f"  {key}")
+                if settings.EMBEDDED_MODE:
+                    path = demo_credentials_append(f"api-key   demo-app               {key}")
+                    self.stdout.write(f"(also written to {path}; it is not shown again)")

@@ -1,0 +1,26 @@
+"""The control plane's state. (Routes, canaries, guardrails and snapshots come with the
+control-plane issue; the generation counter is what every enforcing change bumps.)"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ConfigGeneration(models.Model):
+    """One row: the generation of the configuration that gateway workers enforce.
+
+    Every change the gateway must enforce (a key created or revoked, a subscription
+    approved, a plan's limits changed, a version published...) bumps ``generation`` in the
+    same transaction as the change, through ``gateway_sync.services.config_mark_changed``.
+    The snapshot compiler records which generation each snapshot was built from.
+    """
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    generation = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    last_reason = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"configuration generation {self.generation}"
