@@ -7,6 +7,8 @@ machine's default PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/platform")
 os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -31,3 +33,5 @@ SSRF_ALLOW_LOOPBACK = True
 UPSTREAM_SECRET_KEYS = [
     "dGVzdC1vbmx5LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=",
 ]
+# Snapshots published by tests go to a throwaway folder, never to var/.
+SNAPSHOT_DIR = Path(tempfile.mkdtemp(prefix="platform-test-snapshots-"))

@@ -24,3 +24,31 @@ class ConfigGeneration(models.Model):
 
     def __str__(self) -> str:
         return f"configuration generation {self.generation}"
+
+
+class SnapshotRecord(models.Model):
+    """A published snapshot: its canonical payload and checksums, kept for history, diff
+    and rollback.
+
+    ``sha256`` covers the payload as published (version and time included); workers check
+    it. ``content_sha256`` covers only the configuration (version, time and generation
+    zeroed), so a rebuild that finds the same content is not published again.
+    """
+
+    version = models.PositiveBigIntegerField(unique=True)
+    sha256 = models.CharField(max_length=64)
+    content_sha256 = models.CharField(max_length=64, db_index=True)
+    source_generation = models.BigIntegerField()
+    payload = models.BinaryField()
+    size_bytes = models.PositiveIntegerField()
+    reason = models.CharField(max_length=200, blank=True)
+    rolled_back_to = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="When this snapshot republishes an earlier one: that one's version."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.version}"
