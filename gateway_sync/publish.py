@@ -68,12 +68,12 @@ def snapshot_publish(*, reason: str, force: bool = False, announcer: Announcer |
         if not force and latest is not None and latest.content_sha256 == content:
             SnapshotRecord.objects.filter(pk=latest.pk).update(source_generation=generation)
             return PublishResult(None, skipped=f"snapshot {latest.version} has the same content")
-        record = _store(version, payload, content, generation, reason)
-        transaction.on_commit(lambda: _announce(record, announcer))
+        record = record_store(version, payload, content, generation, reason)
+        transaction.on_commit(lambda: record_announce(record, announcer))
     return PublishResult(record)
 
 
-def _store(
+def record_store(
     version: int, payload: bytes, content: str, generation: int, reason: str, rolled_back_to: int | None = None
 ) -> SnapshotRecord:
     return SnapshotRecord.objects.create(
@@ -88,7 +88,7 @@ def _store(
     )
 
 
-def _announce(record: SnapshotRecord, announcer: Announcer | None) -> None:
+def record_announce(record: SnapshotRecord, announcer: Announcer | None) -> None:
     (announcer or default_announcer()).announce(
         version=record.version,
         sha256=record.sha256,

@@ -3,11 +3,22 @@ admin and a member, an outsider (a member of another organization) and platform 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import Organization, Role, User
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Each test starts with an empty cache (rate limits, publish scheduling)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
