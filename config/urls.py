@@ -13,6 +13,7 @@ urlpatterns = [
     path("catalog/", include(urls_catalog.catalog_urlpatterns)),
     path("provider/", include("marketplace.urls")),
     path("console/reviews/", include(urls_catalog.review_urlpatterns)),
+    path("console/fleet/", include("gateway_sync.fleet_urls")),
     path("consumer/", include("consumers.urls")),
     path("console/", include("gateway_sync.urls")),
     path("api/v1/", include("config.api.urls")),

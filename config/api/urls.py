@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("marketplace.api.urls")),
     path("registry/", include("marketplace.registry.api_urls")),
+    path("console/", include("gateway_sync.fleet_api_urls")),
 ]
