@@ -29,9 +29,7 @@ def config_mark_changed(*, reason: str) -> int:
         ConfigGeneration.objects.filter(id=ConfigGeneration.SINGLETON_ID).update(
             generation=F("generation") + 1, changed_at=timezone.now(), last_reason=reason[:200]
         )
-        generation = ConfigGeneration.objects.values_list("generation", flat=True).get(
-            id=ConfigGeneration.SINGLETON_ID
-        )
+        generation = ConfigGeneration.objects.values_list("generation", flat=True).get(id=ConfigGeneration.SINGLETON_ID)
     transaction.on_commit(lambda: _schedule_publish(reason), robust=True)
     return generation
 

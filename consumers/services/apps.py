@@ -13,7 +13,7 @@ from gateway_sync.services import config_mark_changed
 
 
 def _save_unique(app: ConsumerApp) -> None:
-    app.full_clean(validate_unique=False)
+    app.full_clean(validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             app.save()
