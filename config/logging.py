@@ -12,7 +12,9 @@ import re
 
 # API keys (sk-…), personal API tokens (pat_…_…), and any bearer credential.
 SECRET_PATTERNS = [
-    (re.compile(r"\bsk-([A-Za-z0-9]{8})[A-Za-z0-9]{16,}"), r"sk-\1…[redacted]"),
+    # Not \b: a key after a digit or "_" (URL-encoded "Bearer%20sk-…", "api_key_sk-…") must
+    # be caught too; a preceding letter ("task-…", "disk-…") is not a key.
+    (re.compile(r"(?<![A-Za-z])sk-([A-Za-z0-9]{8})[A-Za-z0-9]{16,}"), r"sk-\1…[redacted]"),
     (re.compile(r"\b(pat_[A-Za-z0-9]{10})_[A-Za-z0-9]{16,}"), r"\1_…[redacted]"),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1[redacted]"),
     (re.compile(r"(?i)(x-api-key['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9._~+/=-]{8,}"), r"\1[redacted]"),

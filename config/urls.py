@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("catalog/", include(urls_catalog.catalog_urlpatterns)),
     path("provider/", include("marketplace.urls")),
+    path("provider/", include("consumers.urls_provider")),
     path("console/reviews/", include(urls_catalog.review_urlpatterns)),
     path("console/fleet/", include("gateway_sync.fleet_urls")),
     path("consumer/", include("consumers.urls")),

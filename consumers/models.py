@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, ProhibitNullCharactersValidator
+from django.core.validators import MaxLengthValidator, MinValueValidator, ProhibitNullCharactersValidator
 from django.db import models
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ class ConsumerApp(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="apps")
     name = models.CharField(max_length=100, validators=[no_nul])
-    description = models.TextField(blank=True, max_length=2_000, validators=[no_nul])
+    description = models.TextField(blank=True, max_length=2_000, validators=[MaxLengthValidator(2_000), no_nul])
     environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.DEVELOPMENT)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -101,7 +101,7 @@ class Plan(models.Model):
     version = models.ForeignKey(ProductVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="plans")
     name = models.CharField(max_length=60, validators=[no_nul])
     price_label = models.CharField(max_length=60, default="Free", validators=[no_nul])
-    description = models.TextField(blank=True, max_length=2_000, validators=[no_nul])
+    description = models.TextField(blank=True, max_length=2_000, validators=[MaxLengthValidator(2_000), no_nul])
     requests_per_second = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     requests_per_day = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
@@ -181,7 +181,7 @@ class Subscription(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True, max_length=2_000, validators=[no_nul])
+    decision_note = models.TextField(blank=True, max_length=2_000, validators=[MaxLengthValidator(2_000), no_nul])
     expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

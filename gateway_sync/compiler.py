@@ -4,7 +4,10 @@ What reaches a snapshot:
 - products with a live (published or deprecated) version, each with its latest live
   version's upstream, models and tools;
 - their plans; approved, unexpired subscriptions of apps to them; those apps;
-- the apps' usable keys (not revoked, not past their expiry), by hash.
+- the apps' usable keys (not revoked, not past their expiry), by hash;
+- traffic governance (see "Routes and guardrails" below): the enabled routes of those
+  products that have a target to send to, and the enabled guardrail policies that
+  something in the snapshot names, with each product's, plan's and route's policy ids.
 
 Nothing else: a draft, a pending subscription or a revoked key does not exist for the
 gateway.
@@ -14,16 +17,23 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
+import msgspec
 from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from consumers.models import ApiKey, ConsumerApp, Plan, Subscription
 from gateway_sync.contract import schema as s
+from gateway_sync.models_guardrails import GuardrailPolicy, GuardrailRule
+from gateway_sync.models_routes import Canary, Route, RouteTarget
 from marketplace.models import McpTool, ModelOffering, Product, ProductVersion
 
 MICRO = Decimal(1_000_000)
+_WithGuardrails = TypeVar("_WithGuardrails", s.Product, s.Plan)
 
 
 def _epoch(value: object) -> float | None:
@@ -68,7 +78,8 @@ def _scope(key: ApiKey, live: dict[int, ProductVersion]) -> tuple[int, ...] | No
 
 
 def compile_snapshot(*, version: int, source_generation: int) -> s.Snapshot:
-    """The snapshot of the current configuration (8 queries, whatever its size)."""
+    """The snapshot of the current configuration (15 queries, whatever its size: 8 for
+    products, plans, subscriptions, apps and keys, 7 for routes and guardrails)."""
     now = timezone.now()
     latest = _latest_live_versions()  # 1
     version_ids = [v.pk for v in latest.values()]
@@ -163,13 +174,176 @@ def compile_snapshot(*, version: int, source_generation: int) -> s.Snapshot:
                     product_ids=scope,
                 )
             )
+    governance = _compile_governance(product_ids=list(latest), plan_ids=[p.id for p in plans])  # 9 to 15
     return s.Snapshot(
         version=version,
         created_at=time.time(),
         source_generation=source_generation,
-        products=tuple(products),
-        plans=tuple(plans),
+        products=tuple(_with_guardrails(products, governance.product_guardrails)),
+        plans=tuple(_with_guardrails(plans, governance.plan_guardrails)),
         apps=tuple(apps),
         keys=tuple(keys),
         subscriptions=tuple(subscriptions),
+        routes=governance.routes,
+        guardrails=governance.guardrails,
     )
+
+
+# --- Routes and guardrails ---------------------------------------------------------------
+#
+# Kept apart from the rest of the compiler: compile_snapshot calls _compile_governance
+# once, with the products and plans it emits, and merges its result in.
+
+
+@dataclass(frozen=True)
+class _Governance:
+    routes: tuple[s.Route, ...]
+    guardrails: tuple[s.GuardrailPolicy, ...]
+    product_guardrails: dict[int, tuple[int, ...]]
+    plan_guardrails: dict[int, tuple[int, ...]]
+
+
+def _policy_ids_by(relation: str, column: str, ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """The enabled guardrail policies attached to each of ``ids`` through ``relation``
+    (a GuardrailPolicy many-to-many), in one query."""
+    through = getattr(GuardrailPolicy, relation).through
+    rows = (
+        through.objects.filter(**{f"{column}__in": list(ids)}, guardrailpolicy__enabled=True)
+        .order_by(column, "guardrailpolicy_id")
+        .values_list(column, "guardrailpolicy_id")
+    )
+    attached: dict[int, list[int]] = defaultdict(list)
+    for owner_id, policy_id in rows:
+        attached[owner_id].append(policy_id)
+    return {owner_id: tuple(policy_ids) for owner_id, policy_ids in attached.items()}
+
+
+def _target(target: RouteTarget, route: Route) -> s.Target:
+    return s.Target(
+        id=target.pk,
+        name=target.name,
+        # A route's targets use the route's timeouts: connect, and first byte as the read.
+        upstream=s.Upstream(
+            url=target.upstream_url,
+            auth_header=target.auth_header,
+            secret_encrypted=target.secret_encrypted,
+            connect_timeout_ms=route.connect_timeout_ms,
+            read_timeout_ms=route.first_byte_timeout_ms,
+            tls_verify=target.tls_verify,
+        ),
+        weight=target.weight,
+        model=target.model,
+    )
+
+
+def _canary(route: Route, target_ids: set[int]) -> s.Canary | None:
+    # Without a canary, the reverse accessor raises (an AttributeError): None.
+    canary: Canary | None = getattr(route, "canary", None)
+    if canary is None or canary.target_id not in target_ids:
+        return None
+    return s.Canary(
+        target_id=canary.target_id,
+        mode=canary.mode,  # type: ignore[arg-type]
+        weight=canary.weight,
+        header_name=canary.header_name,
+        header_value=canary.header_value,
+        app_ids=tuple(canary.app_ids),
+    )
+
+
+def _route(route: Route, guardrail_ids: tuple[int, ...]) -> s.Route | None:
+    """The route as the gateway sees it, or None when it has no target with traffic to
+    send to (a route being set up)."""
+    targets = tuple(_target(t, route) for t in route.targets.all())
+    if not any(t.weight > 0 for t in targets):
+        return None
+    target_ids = {t.id for t in targets}
+    return s.Route(
+        id=route.pk,
+        product_id=route.product_id,
+        priority=route.priority,
+        match=s.RouteMatch(
+            path_prefix=route.path_prefix, model=route.model, host=route.host, headers=dict(route.headers)
+        ),
+        targets=targets,
+        timeouts=s.Timeouts(
+            connect_ms=route.connect_timeout_ms,
+            first_byte_ms=route.first_byte_timeout_ms,
+            total_ms=route.total_timeout_ms,
+            idle_ms=route.idle_timeout_ms,
+        ),
+        retry=s.Retry(
+            count=route.retry_count,
+            on_statuses=tuple(route.retry_on_statuses),
+            on_timeout=route.retry_on_timeout,
+            backoff_ms=route.retry_backoff_ms,
+        ),
+        fallback_target_ids=tuple(i for i in route.fallback_target_ids if i in target_ids),
+        fallback_models=tuple(route.fallback_models),
+        cooldown=s.Cooldown(
+            failures=route.cooldown_failures, window_s=route.cooldown_window_s, cooldown_s=route.cooldown_s
+        ),
+        canary=_canary(route, target_ids),
+        limits=s.SafetyLimits(requests_per_second=route.limit_rps, requests_per_minute=route.limit_rpm),
+        guardrail_ids=guardrail_ids,
+    )
+
+
+def _rule(rule: GuardrailRule) -> s.GuardrailRule:
+    return s.GuardrailRule(
+        kind=rule.kind,  # type: ignore[arg-type]
+        action=rule.action,  # type: ignore[arg-type]
+        on_request=rule.on_request,
+        on_response=rule.on_response,
+        words=tuple(rule.words),
+        pattern=rule.pattern,
+        max_chars=rule.max_chars,
+    )
+
+
+def _compile_governance(*, product_ids: list[int], plan_ids: list[int]) -> _Governance:
+    """Routes and guardrails for the snapshot's products and plans (7 queries)."""
+    route_rows = (
+        Route.objects.filter(product_id__in=product_ids, enabled=True)
+        .select_related("canary")  # 9
+        .prefetch_related(Prefetch("targets", queryset=RouteTarget.objects.order_by("pk")))  # 10
+        .order_by("product_id", "-priority", "pk")
+    )
+    routes_list = list(route_rows)
+    route_guardrails = _policy_ids_by("routes", "route_id", [r.pk for r in routes_list])  # 11
+    product_guardrails = _policy_ids_by("products", "product_id", product_ids)  # 12
+    plan_guardrails = _policy_ids_by("plans", "plan_id", plan_ids)  # 13
+    routes = []
+    for row in routes_list:
+        compiled = _route(row, route_guardrails.get(row.pk, ()))
+        if compiled is not None:
+            routes.append(compiled)
+    named = {
+        policy_id
+        for ids in (*product_guardrails.values(), *plan_guardrails.values(), *(r.guardrail_ids for r in routes))
+        for policy_id in ids
+    }
+    policies = (
+        GuardrailPolicy.objects.filter(pk__in=named)
+        .order_by("pk")
+        .prefetch_related(  # 14
+            Prefetch("rules", queryset=GuardrailRule.objects.order_by("pk"))  # 15
+        )
+    )
+    guardrails = tuple(
+        s.GuardrailPolicy(id=p.pk, name=p.name, rules=tuple(_rule(r) for r in p.rules.all())) for p in policies
+    )
+    return _Governance(
+        routes=tuple(routes),
+        guardrails=guardrails,
+        product_guardrails=product_guardrails,
+        plan_guardrails=plan_guardrails,
+    )
+
+
+def _with_guardrails(items: list[_WithGuardrails], attached: dict[int, tuple[int, ...]]) -> list[_WithGuardrails]:
+    """Products or plans with the ids of the guardrail policies attached to them."""
+    return [
+        msgspec.structs.replace(item, guardrail_ids=attached[item.id]) if item.id in attached else item
+        for item in items
+    ]

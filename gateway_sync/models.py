@@ -52,3 +52,19 @@ class SnapshotRecord(models.Model):
 
     def __str__(self) -> str:
         return f"snapshot {self.version}"
+
+
+# Traffic governance lives in its own modules; Django finds the models through these names.
+from gateway_sync.models_guardrails import GuardrailPolicy, GuardrailRule  # noqa: E402
+from gateway_sync.models_routes import Canary, CanaryEvent, Route, RouteTarget  # noqa: E402
+
+__all__ = [
+    "Canary",
+    "CanaryEvent",
+    "ConfigGeneration",
+    "GuardrailPolicy",
+    "GuardrailRule",
+    "Route",
+    "RouteTarget",
+    "SnapshotRecord",
+]

@@ -11,7 +11,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator, ProhibitNullCharactersValidator, RegexValidator
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+    RegexValidator,
+)
 from django.db import models
 
 from accounts.models import Organization, slug_validator
@@ -59,7 +65,9 @@ class Product(models.Model):
     slug = models.SlugField(max_length=50, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=100, validators=[no_nul])
     summary = models.CharField(max_length=200, validators=[no_nul], help_text="One sentence, shown in the catalog.")
-    description = models.TextField(blank=True, max_length=50_000, validators=[no_nul], help_text="Markdown.")
+    description = models.TextField(
+        blank=True, max_length=50_000, validators=[MaxLengthValidator(50_000), no_nul], help_text="Markdown."
+    )
     categories = models.ManyToManyField(Category, blank=True, related_name="products")
     tags = models.JSONField(default=list, blank=True)
     icon = models.BinaryField(null=True, blank=True, editable=False)
@@ -97,7 +105,7 @@ class ProductVersion(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=64, validators=[semver_validator])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    changelog = models.TextField(blank=True, max_length=20_000, validators=[no_nul])
+    changelog = models.TextField(blank=True, max_length=20_000, validators=[MaxLengthValidator(20_000), no_nul])
 
     # Upstream: where the gateway sends traffic, and with which credentials.
     upstream_url = models.URLField(max_length=500, blank=True)
@@ -127,7 +135,7 @@ class ProductVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    review_note = models.TextField(blank=True, max_length=5_000)
+    review_note = models.TextField(blank=True, max_length=5_000, validators=[MaxLengthValidator(5_000)])
     published_at = models.DateTimeField(null=True, blank=True)
     deprecated_at = models.DateTimeField(null=True, blank=True)
     sunset_at = models.DateTimeField(null=True, blank=True, help_text="When a deprecated version will be retired.")
@@ -205,12 +213,12 @@ class McpTool(models.Model):
     version = models.ForeignKey(ProductVersion, on_delete=models.CASCADE, related_name="tools")
     name = models.CharField(max_length=128, validators=[tool_name_validator])
     title = models.CharField(max_length=200, blank=True)
-    description = models.TextField(blank=True, max_length=10_000)
+    description = models.TextField(blank=True, max_length=10_000, validators=[MaxLengthValidator(10_000)])
     input_schema = models.JSONField(default=dict)
     output_schema = models.JSONField(null=True, blank=True)
     annotations = models.JSONField(default=dict, blank=True)
     request_template = models.JSONField(null=True, blank=True)
-    response_template = models.TextField(blank=True, max_length=20_000)
+    response_template = models.TextField(blank=True, max_length=20_000, validators=[MaxLengthValidator(20_000)])
 
     class Meta:
         ordering = ["name"]

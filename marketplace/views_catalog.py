@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 
 from accounts.models import User
 from config.htmx import render_page_or_partial
+from consumers.selectors import plans_of
 from marketplace import selectors
 from marketplace.forms import CatalogFilterForm
 from marketplace.search import query as search
@@ -67,5 +68,6 @@ def product_page(request: HttpRequest, slug: str) -> HttpResponse:
         "version": version,
         "versions": versions,
         "snippets": product_snippets(product, version),
+        "plans": plans_of(product).select_related("version"),
     }
     return render_page_or_partial(request, "marketplace/product_page.html", "marketplace/product_page.html", context)

@@ -3,6 +3,7 @@ whole supervised group stops on Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -40,7 +41,7 @@ def _wait_for(url: str, process: subprocess.Popen[str], *, deadline: float) -> N
 
 
 def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
-    port, echo_port, llm_port, tools_port = (_free_port() for _ in range(4))
+    port, echo_port, llm_port, tools_port, gateway_port = (_free_port() for _ in range(5))
     env = {
         key: value
         for key, value in os.environ.items()
@@ -53,6 +54,7 @@ def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
         "DEMO_ECHO_PORT": str(echo_port),
         "DEMO_LLM_PORT": str(llm_port),
         "DEMO_TOOLS_PORT": str(tools_port),
+        "GATEWAY_PORT": str(gateway_port),
     }
     process = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
@@ -68,6 +70,10 @@ def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
             assert _get(f"http://127.0.0.1:{port}/catalog/{product}/") == 200, f"{product} is published"
         for upstream in (f"{echo_port}/healthz", f"{llm_port}/v1/models", f"{tools_port}/healthz"):
             _wait_for(f"http://127.0.0.1:{upstream}", process, deadline=time.monotonic() + 60)
+        # The gateway worker is ready once it has loaded the snapshot the seed published.
+        _wait_for(f"http://127.0.0.1:{gateway_port}/readyz", process, deadline=time.monotonic() + 60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{gateway_port}/readyz", timeout=2) as response:
+            assert json.loads(response.read())["snapshot_version"] >= 1
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         try:

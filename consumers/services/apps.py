@@ -63,6 +63,8 @@ def app_update(
     if changes:
         _save_unique(app)
         audit_record(actor=actor, action="app.update", target=app, organization=app.organization, changes=changes)
+        if "name" in changes:
+            config_mark_changed(reason=f"app {app.pk} renamed")  # snapshots carry app names
     return app
 
 

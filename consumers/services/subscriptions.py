@@ -22,7 +22,7 @@ from accounts.services import audit_record, require_role
 from consumers.models import ConsumerApp, Plan, Subscription
 from gateway_sync.services import config_mark_changed
 from marketplace.models import Product
-from marketplace.selectors import catalog_products
+from marketplace.selectors import catalog_products, live_versions
 
 Status = Subscription.Status
 
@@ -69,7 +69,9 @@ def subscription_request(*, actor: User, app: ConsumerApp, product: Product, pla
     """Subscribe ``app`` to ``product`` under ``plan`` (default: the product's default
     plan). Approved at once unless the plan requires approval."""
     require_role(actor, app.organization, Role.MEMBER)
-    if not catalog_products(actor).filter(pk=product.pk).exists():
+    # Visible to the app's organization (not merely to the actor, who may belong to others).
+    own_private = product.organization_id == app.organization_id and live_versions(product).exists()
+    if not (own_private or catalog_products(None).filter(pk=product.pk).exists()):
         raise ValidationError({"product": "This product is not available for subscription."})
     plan = plan or Plan.objects.filter(product=product).filter(is_default=True).first()
     if plan is None or plan.product_id != product.pk:
@@ -115,6 +117,7 @@ def _decide(actor: User, subscription: Subscription, *, to: str, action: str, no
     subscription.status = to
     subscription.decided_by, subscription.decided_at = actor, timezone.now()
     subscription.decision_note = note.strip()
+    subscription.full_clean(validate_constraints=False)
     subscription.save()
     audit_record(
         actor=actor,
@@ -179,10 +182,9 @@ def subscription_cancel(*, actor: User, subscription: Subscription) -> Subscript
     """The consumer ends a subscription (or withdraws a pending request)."""
     if not actor.is_staff:
         require_role(actor, subscription.app.organization, Role.MEMBER)
-    was = subscription.status
-    subscription = _decide(
-        actor, _claim(subscription, Subscription.OPEN_STATUSES), to=Status.CANCELLED, action="cancel"
-    )
+    locked = _claim(subscription, Subscription.OPEN_STATUSES)
+    was = locked.status  # the locked row's, not the caller's copy (it may be stale)
+    subscription = _decide(actor, locked, to=Status.CANCELLED, action="cancel")
     if was != Status.PENDING:
         config_mark_changed(reason=f"subscription {subscription.pk} cancelled")
     _notify(subscription, "subscription_cancelled", _emails_of(subscription.product.organization_id))

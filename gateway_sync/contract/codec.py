@@ -70,6 +70,7 @@ def cross_reference_problems(snapshot: Snapshot) -> list[str]:
     problems += _duplicates("plan id", [p.id for p in snapshot.plans])
     problems += _duplicates("key hash", [k.hash for k in snapshot.keys])
     problems += _duplicates("route id", [r.id for r in snapshot.routes])
+    problems += _duplicates("guardrail id", [g.id for g in snapshot.guardrails])
     for plan in snapshot.plans:
         if plan.product_id not in products:
             problems.append(f"plan {plan.id} names unknown product {plan.product_id}")
@@ -90,6 +91,9 @@ def cross_reference_problems(snapshot: Snapshot) -> list[str]:
         target_ids = {t.id for t in route.targets}
         if not target_ids:
             problems.append(f"route {route.id} has no target")
+        elif not any(t.weight > 0 for t in route.targets):
+            problems.append(f"route {route.id} has no target with a positive weight")
+        problems += _duplicates(f"target id in route {route.id}", [t.id for t in route.targets])
         problems += [
             f"route {route.id} falls back to unknown target {t}"
             for t in route.fallback_target_ids

@@ -7,10 +7,11 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from consumers.models import ConsumerApp, Subscription
+from consumers.models import ConsumerApp, Plan, Subscription
 from gateway_sync.compiler import compile_snapshot
 from gateway_sync.contract import decode_snapshot, encode_snapshot
-from marketplace.models import ProductVersion
+from gateway_sync.models import Canary, GuardrailPolicy, GuardrailRule, Route, RouteTarget
+from marketplace.models import Product, ProductVersion
 from tests.factories import OrganizationFactory
 from tests.gateway_sync.conftest import World, a_while_ago
 from tests.marketplace.factories import ProductVersionFactory, PublishedVersionFactory
@@ -79,6 +80,27 @@ def test_the_compiler_runs_a_fixed_number_of_queries(world: World, django_assert
         key.app = app
         key.save()
         key.products.set([version.product])
-    with django_assert_num_queries(8):
+        _govern(version.product, plan, index)
+    with django_assert_num_queries(15):
         snapshot = compile_snapshot(version=1, source_generation=1)
     assert len(snapshot.keys) == 30
+    assert len(snapshot.routes) == 30
+    assert all(len(r.targets) == 2 and r.canary is not None and r.guardrail_ids for r in snapshot.routes)
+    assert len(snapshot.guardrails) == 90
+    decode_snapshot(encode_snapshot(snapshot))  # it is valid
+
+
+def _govern(product: Product, plan: Plan, index: int) -> None:
+    """A route with two targets and a canary, and a policy with rules attached to the
+    product, the plan and the route: built directly (the services are tested elsewhere)."""
+    route = Route.objects.create(product=product, name="r", path_prefix="/")
+    stable = RouteTarget.objects.create(route=route, name="stable", upstream_url="http://127.0.0.1:1", weight=100)
+    canary = RouteTarget.objects.create(route=route, name="canary", upstream_url="http://127.0.0.1:2", weight=0)
+    route.fallback_target_ids = [stable.pk]
+    route.save()
+    Canary.objects.create(route=route, target=canary, mode="weight", weight=10)
+    for owner in ("product", "plan", "route"):
+        policy = GuardrailPolicy.objects.create(name=f"{owner} {index}")
+        GuardrailRule.objects.create(policy=policy, kind="pii_email", action="redact")
+        GuardrailRule.objects.create(policy=policy, kind="keyword", words=["secret"])
+        getattr(policy, f"{owner}s").add({"product": product, "plan": plan, "route": route}[owner])

@@ -1,0 +1,150 @@
+"""The worker's settings, read once from the environment.
+
+The worker imports no Django, so it cannot use ``config.settings``; it reads the same
+variables with the same meanings (docs/configuration.md, docs/worker.md). Any string
+variable may instead be given as ``NAME_FILE``, the path of a file holding it (Docker and
+Kubernetes secrets), as in ``config/env.py``. A bad value fails at start-up with a message
+naming the variable, never later on the request path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# config/settings.py's development SECRET_KEY: outside production the portal derives the key
+# pepper from it, so the worker must too, or no demo key would authenticate.
+# (tests/worker/test_settings.py checks that the two stay equal.)
+DEVELOPMENT_SECRET_KEY = "embedded-development-key-never-use-in-production-0123456789abcdef"  # noqa: S105
+
+EMBEDDED_POLL_INTERVAL_S = 0.2
+REDIS_POLL_INTERVAL_S = 2.0
+DEFAULT_HEARTBEAT_INTERVAL_S = 2.0
+# A worker id becomes a file name and part of a Redis key.
+_WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class WorkerSettingsError(ValueError):
+    """An environment variable with a value the worker cannot use."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Empty: embedded mode (snapshots from SNAPSHOT_DIR, heartbeats to var/workers/).
+    redis_url: str = ""
+    snapshot_dir: Path
+    worker_id: str
+    poll_interval_s: float
+    heartbeat_interval_s: float = DEFAULT_HEARTBEAT_INTERVAL_S
+    # Stored for the authentication and upstream issues; never shown in a repr or a log.
+    key_hash_pepper: str = field(default="", repr=False)
+    upstream_secret_keys: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def workers_dir(self) -> Path:
+        """Where embedded-mode heartbeats go: ``var/workers`` beside ``var/snapshots``."""
+        return self.snapshot_dir.parent / "workers"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        """The settings in ``environ`` (default: ``os.environ``); WorkerSettingsError if any
+        value is unusable."""
+        env = _Environment(os.environ if environ is None else environ)
+        redis_url = env.string("REDIS_URL")
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise WorkerSettingsError(f"REDIS_URL={redis_url!r} is not a redis://, rediss:// or unix:// URL")
+        var_dir = Path(env.string("PLATFORM_VAR_DIR") or "var")
+        snapshot_dir = Path(env.string("SNAPSHOT_DIR") or var_dir / "snapshots").absolute()
+        return cls(
+            host=env.string("GATEWAY_HOST", "127.0.0.1"),
+            port=env.port("GATEWAY_PORT", 8080),
+            redis_url=redis_url,
+            snapshot_dir=snapshot_dir,
+            worker_id=env.worker_id(),
+            poll_interval_s=env.interval(
+                "SNAPSHOT_POLL_INTERVAL_S", REDIS_POLL_INTERVAL_S if redis_url else EMBEDDED_POLL_INTERVAL_S
+            ),
+            heartbeat_interval_s=env.interval("HEARTBEAT_INTERVAL_S", DEFAULT_HEARTBEAT_INTERVAL_S),
+            key_hash_pepper=env.key_hash_pepper(),
+            upstream_secret_keys=tuple(
+                item.strip() for item in env.string("UPSTREAM_SECRET_KEYS").split(",") if item.strip()
+            ),
+        )
+
+
+class _Environment:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def string(self, name: str, default: str = "") -> str:
+        """NAME, else the contents of the file NAME_FILE names, else ``default``."""
+        value = self.environ.get(name)
+        if value is not None:
+            return value.strip()
+        file_path = self.environ.get(f"{name}_FILE")
+        if file_path:
+            try:
+                return Path(file_path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise WorkerSettingsError(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
+        return default
+
+    def port(self, name: str, default: int) -> int:
+        raw = self.string(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise WorkerSettingsError(f"{name}={raw!r} is not a TCP port (an integer in 1..65535)") from None
+        if not 1 <= value <= 65535:
+            raise WorkerSettingsError(f"{name}={raw!r} is not a TCP port (an integer in 1..65535)")
+        return value
+
+    def interval(self, name: str, default: float) -> float:
+        raw = self.string(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise WorkerSettingsError(f"{name}={raw!r} is not a number of seconds") from None
+        # Below 10 ms a loop would spin; above an hour it is surely a unit mistake (ms for s).
+        if not (math.isfinite(value) and 0.01 <= value <= 3600):
+            raise WorkerSettingsError(f"{name}={raw!r}: use a number of seconds between 0.01 and 3600")
+        return value
+
+    def worker_id(self) -> str:
+        raw = self.string("WORKER_ID")
+        if raw:
+            if not _WORKER_ID.fullmatch(raw):
+                raise WorkerSettingsError(
+                    f"WORKER_ID={raw!r}: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                )
+            return raw
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname()).strip(".-_") or "worker"
+        return f"{host[:100]}-{os.getpid()}"
+
+    def key_hash_pepper(self) -> str:
+        """KEY_HASH_PEPPER, else what the portal derives from SECRET_KEY (config/settings.py)."""
+        pepper = self.string("KEY_HASH_PEPPER")
+        if pepper:
+            return pepper
+        environment = self.string("PLATFORM_ENV", "development")
+        if environment not in {"development", "production"}:
+            raise WorkerSettingsError(f"PLATFORM_ENV={environment!r}: use 'development' or 'production'")
+        secret_key = self.string("SECRET_KEY")
+        if not secret_key and environment == "production":
+            raise WorkerSettingsError("PLATFORM_ENV=production needs KEY_HASH_PEPPER (or the portal's SECRET_KEY)")
+        return f"pepper:{secret_key or DEVELOPMENT_SECRET_KEY}"
