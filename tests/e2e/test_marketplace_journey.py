@@ -57,7 +57,7 @@ def test_provider_publishes_an_mcp_server_that_semantic_search_finds(new_page, w
     reviewer = new_page()
     _sign_in(reviewer, admin.email)
     reviewer.get_by_role("link", name="Admin console").click()
-    reviewer.get_by_role("link", name=re.compile("Reviews")).click()
+    reviewer.get_by_role("link", name=re.compile("Reviews")).first.click()
     reviewer.get_by_role("button", name="Approve and publish").click()
     expect(reviewer.get_by_text("Published Skies 1.0.0.")).to_be_visible()
 
