@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/platform
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck unit e2e services install clean
+.PHONY: run test lint typecheck unit e2e services install clean bench bench-snapshot
 
 $(INSTALLED): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ e2e: install services
 		$(BIN)/pytest -p no:xdist tests/e2e
 
 test: lint typecheck unit e2e
+
+# Benchmarks are kept out of `make test`; each writes its results to bench/results/.
+bench: bench-snapshot
+
+bench-snapshot: install services
+	$(BIN)/python bench/snapshot_scale.py
 
 clean:
 	rm -rf $(VENV) var/static .mypy_cache .ruff_cache .pytest_cache

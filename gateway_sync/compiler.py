@@ -67,13 +67,12 @@ def _latest_live_versions() -> dict[int, ProductVersion]:
     return latest
 
 
-def _scope(key: ApiKey, live: dict[int, ProductVersion]) -> tuple[int, ...] | None:
-    """The key's product scope among live products: () for every product, None when the
-    key is scoped only to products that are not live (it reaches nothing)."""
-    scoped = sorted(p.pk for p in key.products.all())
+def _scope(scoped: list[int], live: dict[int, ProductVersion]) -> tuple[int, ...] | None:
+    """A key's product scope among live products: () for every product, None when the key
+    is scoped only to products that are not live (it reaches nothing)."""
     if not scoped:
         return ()
-    reachable = tuple(p for p in scoped if p in live)
+    reachable = tuple(sorted(p for p in scoped if p in live))
     return reachable or None
 
 
@@ -154,25 +153,21 @@ def compile_snapshot(*, version: int, source_generation: int) -> s.Snapshot:
         s.App(id=a.pk, organization_id=a.organization_id, name=a.name)
         for a in ConsumerApp.objects.filter(pk__in=app_ids).order_by("pk")  # 6
     ]
-    key_rows = (
-        ApiKey.objects.filter(  # 7, and 8 for the scopes
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True, app_id__in=app_ids
-        )
-        .prefetch_related(Prefetch("products", queryset=Product.objects.only("pk")))
-        .order_by("pk")
+    # Keys are the bulk of a snapshot: read as tuples, not model instances (10x faster).
+    usable_keys = ApiKey.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now), revoked_at__isnull=True, app_id__in=app_ids
     )
+    scopes: dict[int, list[int]] = defaultdict(list)
+    scope_rows = ApiKey.products.through.objects.filter(apikey_id__in=usable_keys.values("pk"))  # 7
+    for key_id, product_id in scope_rows.values_list("apikey_id", "product_id"):
+        scopes[key_id].append(product_id)
     keys = []
-    for k in key_rows:
-        scope = _scope(k, latest)
+    key_rows = usable_keys.order_by("pk").values_list("pk", "key_hash", "prefix", "app_id", "expires_at")  # 8
+    for key_id, key_hash, prefix, app_id, expires_at in key_rows:
+        scope = _scope(scopes.get(key_id, []), latest)
         if scope is not None:
             keys.append(
-                s.Key(
-                    hash=k.key_hash,
-                    prefix=k.prefix,
-                    app_id=k.app_id,
-                    expires_at=_epoch(k.expires_at),
-                    product_ids=scope,
-                )
+                s.Key(hash=key_hash, prefix=prefix, app_id=app_id, expires_at=_epoch(expires_at), product_ids=scope)
             )
     governance = _compile_governance(product_ids=list(latest), plan_ids=[p.id for p in plans])  # 9 to 15
     return s.Snapshot(
@@ -251,10 +246,10 @@ def _canary(route: Route, target_ids: set[int]) -> s.Canary | None:
     )
 
 
-def _route(route: Route, guardrail_ids: tuple[int, ...]) -> s.Route | None:
+def _route(route: Route, route_targets: list[RouteTarget], guardrail_ids: tuple[int, ...]) -> s.Route | None:
     """The route as the gateway sees it, or None when it has no target with traffic to
     send to (a route being set up)."""
-    targets = tuple(_target(t, route) for t in route.targets.all())
+    targets = tuple(_target(t, route) for t in route_targets)
     if not any(t.weight > 0 for t in targets):
         return None
     target_ids = {t.id for t in targets}
@@ -303,19 +298,18 @@ def _rule(rule: GuardrailRule) -> s.GuardrailRule:
 
 def _compile_governance(*, product_ids: list[int], plan_ids: list[int]) -> _Governance:
     """Routes and guardrails for the snapshot's products and plans (7 queries)."""
-    route_rows = (
-        Route.objects.filter(product_id__in=product_ids, enabled=True)
-        .select_related("canary")  # 9
-        .prefetch_related(Prefetch("targets", queryset=RouteTarget.objects.order_by("pk")))  # 10
-        .order_by("product_id", "-priority", "pk")
-    )
-    routes_list = list(route_rows)
+    routes_query = Route.objects.filter(product_id__in=product_ids, enabled=True)
+    routes_list = list(routes_query.select_related("canary").order_by("product_id", "-priority", "pk"))  # 9
+    # Grouped by hand: a prefetch would build a related manager per route (slow at 10k).
+    targets_by_route: dict[int, list[RouteTarget]] = defaultdict(list)
+    for target in RouteTarget.objects.filter(route__in=routes_query).order_by("pk"):  # 10
+        targets_by_route[target.route_id].append(target)
     route_guardrails = _policy_ids_by("routes", "route_id", [r.pk for r in routes_list])  # 11
     product_guardrails = _policy_ids_by("products", "product_id", product_ids)  # 12
     plan_guardrails = _policy_ids_by("plans", "plan_id", plan_ids)  # 13
     routes = []
     for row in routes_list:
-        compiled = _route(row, route_guardrails.get(row.pk, ()))
+        compiled = _route(row, targets_by_route.get(row.pk, []), route_guardrails.get(row.pk, ()))
         if compiled is not None:
             routes.append(compiled)
     named = {
