@@ -18,6 +18,7 @@ Run: ``make bench-snapshot`` (or ``.venv/bin/python bench/snapshot_scale.py``).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -123,6 +124,7 @@ def main() -> None:
     compile_s, apply_s, sizes = [], [], []
     holder = SnapshotHolder()
     for round_number in range(args.rounds):
+        gc.collect()
         t0 = time.perf_counter()
         snapshot = compile_snapshot(version=round_number + 1, source_generation=round_number + 1)
         payload = codec.encode_snapshot(snapshot)
