@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/platform
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck unit e2e services install clean bench bench-snapshot
+.PHONY: run test lint typecheck unit e2e services install clean bench bench-snapshot bench-contract
 
 $(INSTALLED): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +50,10 @@ e2e: install services
 test: lint typecheck unit e2e
 
 # Benchmarks are kept out of `make test`; each writes its results to bench/results/.
-bench: bench-snapshot
+bench: bench-contract bench-snapshot
+
+bench-contract: install
+	$(BIN)/python bench/contract_codecs.py
 
 bench-snapshot: install services
 	$(BIN)/python bench/snapshot_scale.py
