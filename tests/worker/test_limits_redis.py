@@ -1,0 +1,265 @@
+"""The Redis limiter against the machine's Redis (database 13, this file's alone): exact
+under concurrency, within one process and across two; all-or-nothing across windows; and
+the fail-open and fail-closed policies when Redis goes away and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from redis.exceptions import NoScriptError
+
+from gateway_sync.worker.limits import Limit, MemoryLimiter, RedisLimiter, limiter_redis_client, rate_limit_headers
+from tests.worker.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.anyio
+
+_base = urlsplit(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+REDIS_URL = urlunsplit((_base.scheme, _base.netloc, "/13", "", ""))
+REDIS_ADDRESS = (_base.hostname or "127.0.0.1", _base.port or 6379)
+_LOCK = Path(tempfile.gettempdir()) / "gateway-worker-tests-redis-db13.lock"
+ROOT = Path(__file__).resolve().parents[2]
+
+SECOND = Limit(window_s=1, max_requests=10, name="second")
+MINUTE = Limit(window_s=60, max_requests=100, name="minute")
+
+
+def _flush(client: redis.Redis) -> None:
+    keys = list(client.scan_iter("gateway:rl:*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Database 13 without ``gateway:rl:*`` keys, for this test alone (a file lock makes
+    parallel test processes take turns)."""
+    with _LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            _flush(client)
+            yield REDIS_URL
+            _flush(client)
+        finally:
+            client.close()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def scope() -> str:
+    return f"test:{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def limiter(redis_url: str) -> AsyncIterator[RedisLimiter]:
+    client = limiter_redis_client(redis_url, timeout_s=2.0)
+    try:
+        yield RedisLimiter(client, fail_mode="closed", fallback=MemoryLimiter())
+    finally:
+        await client.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_500_concurrent_checks_over_several_connections_admit_exactly_100(redis_url, scope):
+    clients = [limiter_redis_client(redis_url, timeout_s=5.0) for _ in range(4)]
+    try:
+        limiters = [RedisLimiter(client, fail_mode="closed") for client in clients]
+        decisions = await asyncio.gather(*(limiters[n % 4].check(scope=scope, limits=[MINUTE]) for n in range(500)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert sum(d.allowed for d in decisions) == 100
+    assert not any(d.degraded for d in decisions)
+    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(100))
+    refused = [d for d in decisions if not d.allowed]
+    assert all(0 < (d.retry_after_s or 0) <= 60 for d in refused)
+    assert int(rate_limit_headers(refused[0])["Retry-After"]) >= 1
+
+
+_WORKER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from gateway_sync.worker.limits import Limit, RedisLimiter, limiter_redis_client
+
+    async def main(url, scope, start_at):
+        clients = [limiter_redis_client(url, timeout_s=5.0) for _ in range(3)]
+        limiters = [RedisLimiter(c, fail_mode="closed") for c in clients]
+        limit = Limit(window_s=60, max_requests=100, name="minute")
+        # Open the connections and load the script first, so both processes start warm.
+        await asyncio.gather(*(limiters[n % 3].check(scope=scope + ":warm", limits=[limit]) for n in range(60)))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+
+        async def one(n):
+            await asyncio.sleep(n * 0.001)  # 300 concurrent checks spread over 0.3 s
+            return await limiters[n % 3].check(scope=scope, limits=[limit])
+
+        decisions = await asyncio.gather(*(one(n) for n in range(300)))
+        for c in clients:
+            await c.aclose()
+        assert not any(d.degraded for d in decisions)
+        print(sum(d.allowed for d in decisions))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+    """
+)
+
+
+async def test_two_processes_sharing_a_scope_admit_exactly_100_in_total(redis_url, scope):
+    start_at = str(time.time() + 1.5)  # both fire together once their imports are done
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER_SCRIPT, redis_url, scope, start_at],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    counts = []
+    for process in processes:
+        out, err = await asyncio.to_thread(process.communicate, timeout=60)
+        assert process.returncode == 0, err
+        counts.append(int(out.strip()))
+    assert sum(counts) == 100, counts
+    assert all(count > 0 for count in counts), counts  # both really competed
+
+
+async def test_a_refused_request_consumes_nothing_in_any_window(limiter, scope):
+    both = [SECOND, MINUTE]
+    decisions = await asyncio.gather(*(limiter.check(scope=scope, limits=both) for _ in range(50)))
+    assert sum(d.allowed for d in decisions) == 10
+    refused = [d for d in decisions if not d.allowed]
+    assert all(d.limit == SECOND for d in refused)
+    assert all(0 < (d.retry_after_s or 0) <= 1 for d in refused)
+    minute_only = await limiter.check(scope=scope, limits=[MINUTE])
+    assert minute_only.allowed
+    assert minute_only.remaining == 100 - 11  # 10 + this one; the 40 refused cost nothing
+    await asyncio.sleep(1.05)
+    again = await limiter.check(scope=scope, limits=both)
+    assert again.allowed
+    assert again.limit == SECOND
+    assert again.remaining == 9
+
+
+async def test_cost_and_a_fixed_day_window(limiter, scope):
+    day = Limit(window_s=86_400, max_requests=5, name="day")
+    assert (await limiter.check(scope=scope, limits=[MINUTE, day], cost=3)).remaining == 2
+    refused = await limiter.check(scope=scope, limits=[MINUTE, day], cost=3)
+    assert not refused.allowed
+    assert refused.limit == day
+    assert 0 < (refused.retry_after_s or 0) <= 86_400
+    allowed = await limiter.check(scope=scope, limits=[MINUTE, day], cost=2)
+    assert allowed.allowed
+    assert allowed.limit == day
+    assert allowed.remaining == 0
+    assert (await limiter.check(scope=scope, limits=[MINUTE])).remaining == 100 - 6
+
+
+async def test_the_script_is_loaded_again_on_noscript(limiter, scope, monkeypatch):
+    # As after a Redis restart or SCRIPT FLUSH (not run here: it would hit the whole server).
+    assert (await limiter.check(scope=scope, limits=[MINUTE])).allowed
+    evalsha, loads = limiter.client.evalsha, []
+    script_load = limiter.client.script_load
+    monkeypatch.setattr(limiter.client, "evalsha", _fail_once(evalsha))
+
+    async def counting_load(script):
+        loads.append(script)
+        return await script_load(script)
+
+    monkeypatch.setattr(limiter.client, "script_load", counting_load)
+    decision = await limiter.check(scope=scope, limits=[MINUTE])
+    assert decision.allowed
+    assert decision.remaining == 98
+    assert not decision.degraded
+    assert len(loads) == 1
+
+
+def _fail_once(evalsha):
+    calls = []
+
+    async def wrapper(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise NoScriptError("NOSCRIPT No matching script.")
+        return await evalsha(*args)
+
+    return wrapper
+
+
+async def test_fail_open_uses_the_local_limiter(caplog):
+    client = limiter_redis_client(f"redis://127.0.0.1:{_free_port()}/13", timeout_s=0.2)
+    limiter = RedisLimiter(client, fail_mode="open", fallback=MemoryLimiter())
+    try:
+        with caplog.at_level(logging.WARNING, logger="gateway_sync.worker.limits"):
+            decisions = [await limiter.check(scope="s", limits=[SECOND]) for _ in range(15)]
+    finally:
+        await client.aclose()
+    assert all(d.degraded for d in decisions)
+    assert sum(d.allowed for d in decisions) == 10  # the limits still apply, locally
+    assert len([r for r in caplog.records if "unreachable" in r.message]) == 1  # once per outage
+
+
+async def test_fail_closed_refuses_everything():
+    client = limiter_redis_client(f"redis://127.0.0.1:{_free_port()}/13", timeout_s=0.2)
+    limiter = RedisLimiter(client, fail_mode="closed")
+    try:
+        decision = await limiter.check(scope="s", limits=[MINUTE])
+    finally:
+        await client.aclose()
+    assert not decision.allowed
+    assert decision.degraded
+    assert (decision.retry_after_s or 0) > 0
+    assert rate_limit_headers(decision)["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize("fail_mode", ["open", "closed"])
+async def test_recovery_when_redis_comes_back(redis_url, scope, fail_mode, caplog):
+    proxy = TcpProxy(REDIS_ADDRESS)
+    proxy.start()
+    client = limiter_redis_client(f"redis://127.0.0.1:{proxy.port}/13", timeout_s=0.3)
+    limiter = RedisLimiter(client, fail_mode=fail_mode, probe_interval_s=0.1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gateway_sync.worker.limits"):
+            first = await limiter.check(scope=scope, limits=[MINUTE])
+            assert first.allowed
+            assert not first.degraded
+            proxy.stop()
+            down = [await limiter.check(scope=scope, limits=[MINUTE]) for _ in range(5)]
+            assert all(d.degraded for d in down)
+            assert all(d.allowed for d in down) is (fail_mode == "open")
+            assert limiter.degraded
+            proxy.start()
+            await asyncio.sleep(0.15)
+            back = await limiter.check(scope=scope, limits=[MINUTE])
+    finally:
+        proxy.stop()
+        await client.aclose()
+    assert back.allowed
+    assert not back.degraded
+    assert not limiter.degraded
+    # Redis counted only what it saw: the first and this one.
+    assert back.remaining == 98
+    messages = [r.message for r in caplog.records]
+    assert len([m for m in messages if "unreachable" in m]) == 1
+    assert len([m for m in messages if m.startswith("rate limiter: Redis is back")]) == 1
