@@ -183,6 +183,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "api-keys-expire": {"task": "consumers.tasks.api_keys_expire_task", "schedule": 60.0},
     "subscriptions-expire": {"task": "consumers.tasks.subscriptions_expire_task", "schedule": 300.0},
     "snapshot-reconcile": {"task": "gateway_sync.tasks.snapshot_reconcile_task", "schedule": 60.0},
+    "usage-ingest": {"task": "consumers.tasks.usage_ingest_task", "schedule": 10.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -197,3 +197,7 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app} → {self.product} ({self.status})"
+
+
+# Usage events live in their own module; importing them here registers the model.
+from consumers.models_usage import UsageEvent  # noqa: E402, F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from consumers import services
+from consumers import services, usage
 
 
 @shared_task
@@ -15,3 +15,9 @@ def api_keys_expire_task() -> int:
 @shared_task
 def subscriptions_expire_task() -> int:
     return services.subscriptions_expire()
+
+
+@shared_task
+def usage_ingest_task() -> dict[str, int]:
+    """Drain a batch of usage events from the gateway into the database."""
+    return usage.usage_drain().as_dict()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.urls import path
 
 from consumers import views_provider as views
+from consumers import views_usage
 
 urlpatterns = [
     path("subscriptions/", views.provider_subscriptions, name="provider_subscriptions"),
@@ -14,6 +15,7 @@ urlpatterns = [
         views.provider_subscription_decide,
         name="provider_subscription_decide",
     ),
+    path("usage/", views_usage.provider_usage, name="provider_usage"),
     path("products/<slug:slug>/plans/", views.plan_list, name="provider_plans"),
     path("products/<slug:slug>/plans/<int:plan_id>/", views.plan_edit, name="provider_plan_edit"),
     path("products/<slug:slug>/plans/<int:plan_id>/archive/", views.plan_archive, name="provider_plan_archive"),

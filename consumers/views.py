@@ -20,7 +20,7 @@ from accounts.auth import request_user
 from accounts.models import Membership, Organization, Role
 from accounts.selectors import membership_of
 from config.htmx import redirect, render_page_or_partial
-from consumers import selectors, services
+from consumers import selectors, selectors_usage, services
 from consumers.forms import AppForm, KeyForm, RotateForm, SubscribeForm
 from consumers.models import ApiKey, ConsumerApp, Subscription
 from marketplace import selectors as catalog
@@ -107,6 +107,7 @@ def _app_context(request: HttpRequest, app: ConsumerApp, **extra: Any) -> dict[s
         "key_form": KeyForm(products=_subscribed_products(app)),
         "rotate_form": RotateForm(),
         "keys": selectors.keys_of(app),
+        "usage": selectors_usage.app_usage(request_user(request), app),
         "open_statuses": Subscription.OPEN_STATUSES,
         "subscription_rows": [
             {"subscription": s, "snippets": _connect_snippets(s) if s.status == Subscription.Status.APPROVED else []}
