@@ -12,6 +12,7 @@ import uvloop
 from aiohttp import web
 
 from gateway_sync.worker.app import create_app
+from gateway_sync.worker.proxy_rest import register_rest_proxy
 from gateway_sync.worker.settings import WorkerSettings, WorkerSettingsError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -36,7 +37,7 @@ def main() -> int:
     # run_app stops on SIGINT and SIGTERM: it stops accepting, lets in-flight requests finish
     # (up to shutdown_timeout), then runs the cleanup contexts.
     web.run_app(
-        create_app(settings),
+        create_app(settings, route_registrars=[register_rest_proxy]),
         host=settings.host,
         port=settings.port,
         print=None,

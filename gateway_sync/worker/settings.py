@@ -16,6 +16,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 # config/settings.py's development SECRET_KEY: outside production the portal derives the key
 # pepper from it, so the worker must too, or no demo key would authenticate.
@@ -25,6 +26,7 @@ DEVELOPMENT_SECRET_KEY = "embedded-development-key-never-use-in-production-01234
 EMBEDDED_POLL_INTERVAL_S = 0.2
 REDIS_POLL_INTERVAL_S = 2.0
 DEFAULT_HEARTBEAT_INTERVAL_S = 2.0
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 # A worker id becomes a file name and part of a Redis key.
 _WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -46,6 +48,13 @@ class WorkerSettings:
     # Stored for the authentication and upstream issues; never shown in a repr or a log.
     key_hash_pepper: str = field(default="", repr=False)
     upstream_secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    # The portal's SECRET_KEY ("" in development: DEVELOPMENT_SECRET_KEY); without
+    # UPSTREAM_SECRET_KEYS the upstream-secret key is derived from it (marketplace/crypto.py).
+    secret_key: str = field(default="", repr=False)
+    # RATE_LIMIT_FAIL_MODE: what a request meets while Redis (the limiter) is unreachable.
+    rate_limit_fail_mode: Literal["open", "closed"] = "open"
+    # GATEWAY_MAX_BODY_BYTES: larger request bodies are refused with 413.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @property
     def embedded(self) -> bool:
@@ -80,6 +89,9 @@ class WorkerSettings:
             upstream_secret_keys=tuple(
                 item.strip() for item in env.string("UPSTREAM_SECRET_KEYS").split(",") if item.strip()
             ),
+            secret_key=env.string("SECRET_KEY"),
+            rate_limit_fail_mode=env.fail_mode(),
+            max_body_bytes=env.byte_count("GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         )
 
 
@@ -123,6 +135,26 @@ class _Environment:
         # Below 10 ms a loop would spin; above an hour it is surely a unit mistake (ms for s).
         if not (math.isfinite(value) and 0.01 <= value <= 3600):
             raise WorkerSettingsError(f"{name}={raw!r}: use a number of seconds between 0.01 and 3600")
+        return value
+
+    def fail_mode(self) -> Literal["open", "closed"]:
+        raw = self.string("RATE_LIMIT_FAIL_MODE", "open").lower() or "open"
+        if raw == "open":
+            return "open"
+        if raw == "closed":
+            return "closed"
+        raise WorkerSettingsError(f"RATE_LIMIT_FAIL_MODE={raw!r}: use 'open' or 'closed'")
+
+    def byte_count(self, name: str, default: int) -> int:
+        raw = self.string(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise WorkerSettingsError(f"{name}={raw!r} is not a number of bytes") from None
+        if value < 1:
+            raise WorkerSettingsError(f"{name}={raw!r}: use a positive number of bytes")
         return value
 
     def worker_id(self) -> str:
