@@ -2,19 +2,22 @@
 
 Per request: the pinned snapshot → product → caller (auth.py) → quotas (per subscription,
 then the route's safety limits) → route and target (routing.py) → one streamed upstream
-call through the shared ``ClientSession``. Bodies are streamed both ways, never buffered.
-Errors are RFC 9457 problems (errors.py). No retries, fallback targets or cooldown yet.
+call through the shared ``ClientSession``, with the route's retries, fallback targets and
+per-target cooldown (cooldown.py) before any response byte reaches the client. Request
+bodies up to 64 KiB are buffered so they can be replayed; larger ones stream once, with no
+retry. Responses stream back. Errors are RFC 9457 problems (errors.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import logging
 import random
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -24,9 +27,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from gateway_sync.contract.schema import Route, Upstream
+from gateway_sync.contract.schema import Route, Target, Upstream
 from gateway_sync.worker.app import SETTINGS_KEY, request_snapshot
 from gateway_sync.worker.auth import Caller, authenticate
+from gateway_sync.worker.cooldown import CooldownTracker
 from gateway_sync.worker.errors import problem
 from gateway_sync.worker.limits import (
     MemoryLimiter,
@@ -37,7 +41,7 @@ from gateway_sync.worker.limits import (
     limits_for_route,
     rate_limit_headers,
 )
-from gateway_sync.worker.routing import pick_target, select_route
+from gateway_sync.worker.routing import fallback_targets, pick_available_target, select_route
 from gateway_sync.worker.settings import DEVELOPMENT_SECRET_KEY, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,13 @@ HOP_BY_HOP = frozenset(
 # Consumer headers never forwarded: their credential, and what the client sets itself.
 CONSUMER_ONLY = frozenset({"authorization", "x-api-key", "host", "content-length"})
 REQUEST_ID = "X-Request-Id"
+ATTEMPTS = "X-Gateway-Attempts"
+TARGET = "X-Gateway-Target"
 CHUNK = 64 * 1024
+# Request bodies up to this size are buffered so a retry or fallback can resend them;
+# larger ones are streamed to the chosen target once, with no retry and no fallback.
+REPLAY_LIMIT = 64 * 1024
+BACKOFF_CAP_S = 5.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +78,7 @@ class RestProxy:
     limiter: RequestLimiter
     secrets: MultiFernet
     rng: random.Random
+    cooldowns: CooldownTracker = field(default_factory=CooldownTracker)
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 (one proxy per app, lives as long)
     def decrypt(self, token: str) -> str:
@@ -138,11 +149,13 @@ def forwarded_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[st
     return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
 
 
-def _timeout(route: Route | None, upstream: Upstream) -> aiohttp.ClientTimeout:
+def _timeout(route: Route | None, upstream: Upstream, remaining_s: float | None = None) -> aiohttp.ClientTimeout:
     if route is not None:
         t = route.timeouts
         return aiohttp.ClientTimeout(
-            total=t.total_ms / 1000, sock_connect=t.connect_ms / 1000, sock_read=t.first_byte_ms / 1000
+            total=t.total_ms / 1000 if remaining_s is None else remaining_s,
+            sock_connect=t.connect_ms / 1000,
+            sock_read=t.first_byte_ms / 1000,
         )
     return aiohttp.ClientTimeout(
         total=None, sock_connect=upstream.connect_timeout_ms / 1000, sock_read=upstream.read_timeout_ms / 1000
@@ -168,6 +181,31 @@ class _Body:
         self.limit = limit
         self.sent = 0
         self.too_large = False
+        # Set when the body is beyond the replay limit: what was read so far (maybe b"").
+        self.overflow: bytes | None = None
+
+    async def buffer(self, replay_limit: int) -> bytes:
+        """The whole body if it is at most ``replay_limit`` bytes; else sets ``overflow``
+        to the part already read (the rest streams once, via ``rest``)."""
+        length = self.request.content_length
+        if length is not None and length > replay_limit:
+            self.overflow = b""
+            return b""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.chunks():
+            parts.append(chunk)
+            size += len(chunk)
+            if size > replay_limit:
+                self.overflow = b"".join(parts)
+                return self.overflow
+        return b"".join(parts)
+
+    async def rest(self, prefix: bytes) -> AsyncIterator[bytes]:
+        if prefix:
+            yield prefix
+        async for chunk in self.chunks():
+            yield chunk
 
     async def chunks(self) -> AsyncIterator[bytes]:
         while True:
@@ -221,43 +259,217 @@ async def _handle(request: web.Request, request_id: str) -> web.StreamResponse:
         return limited
     quota_headers = limited
 
-    if route is not None:
-        target = pick_target(route, app_id=caller.key.app_id, headers=request.headers, rng=proxy.rng)
-        upstream = target.upstream
-    else:
-        upstream = product.upstream
+    if route is None:
+        return await _single_attempt(request, proxy, product.upstream, remainder, request_id, quota_headers, slug)
 
-    headers = forwarded_request_headers(request.headers)
-    headers[REQUEST_ID] = request_id
-    if length is not None:
-        headers["Content-Length"] = str(length)
-    if upstream.auth_header and upstream.secret_encrypted:
+    cooling = proxy.cooldowns.cooling
+    chosen = pick_available_target(
+        route, app_id=caller.key.app_id, headers=request.headers, rng=proxy.rng, cooling=cooling
+    )
+    body = _Body(request, settings.max_body_bytes)
+    replay: bytes | None = b""
+    if request.can_read_body:
         try:
-            headers[upstream.auth_header] = proxy.decrypt(upstream.secret_encrypted)
-        except (InvalidToken, ValueError):
-            log.error("product %s: the upstream credential cannot be decrypted (UPSTREAM_SECRET_KEYS?)", slug)
-            return problem(502, "Bad Gateway", "The upstream credential is unavailable.", "upstream_credential")
+            replay = await body.buffer(REPLAY_LIMIT)
+        except _BodyTooLarge:
+            return _too_large(settings)
+    else:
+        replay = None
+    attempt = _Attempt(request, proxy, route, remainder, request_id, slug, body, replay)
+    return await attempt.run(chosen, quota_headers)
 
-    url = _upstream_url(upstream, remainder, request.rel_url.raw_query_string)
+
+async def _single_attempt(
+    request: web.Request,
+    proxy: RestProxy,
+    upstream: Upstream,
+    remainder: str,
+    request_id: str,
+    quota_headers: dict[str, str],
+    slug: str,
+) -> web.StreamResponse:
+    """No route: the product's own upstream, streamed once."""
+    settings = proxy.settings
+    headers = _request_headers(request, request_id)
+    credential = _credential(proxy, upstream, slug)
+    if isinstance(credential, web.Response):
+        return credential
+    headers.update(credential)
     body = _Body(request, settings.max_body_bytes)
     data = body.chunks() if request.can_read_body else None
     try:
         upstream_response = await proxy.session.request(
             request.method,
-            url,
+            _upstream_url(upstream, remainder, request.rel_url.raw_query_string),
             headers=headers,
             data=data,
             allow_redirects=False,
-            timeout=_timeout(route, upstream),
+            timeout=_timeout(None, upstream),
             ssl=upstream.tls_verify,
         )
     except Exception as exc:
         return _upstream_failure(exc, body, settings, slug)
+    return await _deliver(request, upstream_response, quota_headers, request_id, slug, {ATTEMPTS: "1"})
 
+
+def _request_headers(request: web.Request, request_id: str) -> CIMultiDict[str]:
+    headers = forwarded_request_headers(request.headers)
+    headers[REQUEST_ID] = request_id
+    if request.content_length is not None:
+        headers["Content-Length"] = str(request.content_length)
+    return headers
+
+
+def _credential(proxy: RestProxy, upstream: Upstream, slug: str) -> dict[str, str] | web.Response:
+    if not (upstream.auth_header and upstream.secret_encrypted):
+        return {}
+    try:
+        return {upstream.auth_header: proxy.decrypt(upstream.secret_encrypted)}
+    except (InvalidToken, ValueError):
+        log.error("product %s: the upstream credential cannot be decrypted (UPSTREAM_SECRET_KEYS?)", slug)
+        return problem(502, "Bad Gateway", "The upstream credential is unavailable.", "upstream_credential")
+
+
+@dataclass
+class _Outcome:
+    response: aiohttp.ClientResponse | None
+    error: BaseException | None
+    failed: bool  # counts toward the target's cooldown
+    retryable: bool  # same target again (retry.on_statuses / on_timeout)
+    falls_back: bool  # next fallback target
+
+
+def _classify(outcome: aiohttp.ClientResponse | BaseException, route: Route) -> _Outcome:
+    if isinstance(outcome, aiohttp.ClientResponse):
+        status = outcome.status
+        failed = status == 429 or status >= 500
+        retryable = status in route.retry.on_statuses
+        return _Outcome(outcome, None, failed, retryable, retryable or failed)
+    if isinstance(outcome, TimeoutError | aiohttp.ClientError | OSError):
+        # Connection errors count as connect timeouts: the request never got an answer.
+        return _Outcome(None, outcome, True, route.retry.on_timeout, True)
+    raise outcome
+
+
+class _Attempt:
+    """One consumer request on a route: the chosen target (+ retries), then the fallbacks."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        proxy: RestProxy,
+        route: Route,
+        remainder: str,
+        request_id: str,
+        slug: str,
+        body: _Body,
+        replay: bytes | None,
+    ) -> None:
+        self.request = request
+        self.proxy = proxy
+        self.route = route
+        self.remainder = remainder
+        self.request_id = request_id
+        self.slug = slug
+        self.body = body
+        self.replay = replay
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + route.timeouts.total_ms / 1000
+
+    def _data(self) -> bytes | AsyncIterator[bytes] | None:
+        if self.body.overflow is not None:
+            return self.body.rest(self.body.overflow)
+        return self.replay  # None: the request has no body
+
+    async def _send(self, target: Target) -> aiohttp.ClientResponse | BaseException | web.Response:
+        upstream = target.upstream
+        headers = _request_headers(self.request, self.request_id)
+        credential = _credential(self.proxy, upstream, self.slug)
+        if isinstance(credential, web.Response):
+            return credential
+        headers.update(credential)
+        remaining = max(self.deadline - self.loop.time(), 0.001)
+        try:
+            return await self.proxy.session.request(
+                self.request.method,
+                _upstream_url(upstream, self.remainder, self.request.rel_url.raw_query_string),
+                headers=headers,
+                data=self._data(),
+                allow_redirects=False,
+                timeout=_timeout(self.route, upstream, remaining),
+                ssl=upstream.tls_verify,
+            )
+        except Exception as exc:
+            return exc
+
+    async def run(self, chosen: Target, quota_headers: dict[str, str]) -> web.StreamResponse:
+        replayable = self.body.overflow is None
+        stages = [chosen]
+        if replayable:
+            stages += fallback_targets(self.route, chosen, cooling=self.proxy.cooldowns.cooling)
+        attempts = 0
+        for index, target in enumerate(stages):
+            retries_left = self.route.retry.count if index == 0 and replayable else 0
+            backoff = 0
+            while True:
+                attempts += 1
+                sent = await self._send(target)
+                if isinstance(sent, web.Response):
+                    return sent
+                outcome = _classify(sent, self.route)
+                if outcome.failed:
+                    self.proxy.cooldowns.record_failure(target.id, self.route.cooldown)
+                if self.body.too_large:
+                    _release(outcome)
+                    return _too_large(self.proxy.settings)
+                time_left = self.deadline - self.loop.time()
+                if outcome.retryable and retries_left > 0 and time_left > 0:
+                    delay = min(self.route.retry.backoff_ms / 1000 * 2**backoff, BACKOFF_CAP_S, time_left)
+                    _release(outcome)
+                    await asyncio.sleep(delay)
+                    retries_left -= 1
+                    backoff += 1
+                    if self.deadline - self.loop.time() > 0:
+                        continue
+                    return _deadline_passed(attempts, target)
+                break
+            if outcome.falls_back and index + 1 < len(stages) and time_left > 0:
+                _release(outcome)
+                continue
+            extra = {ATTEMPTS: str(attempts), TARGET: target.name}
+            if outcome.response is not None:
+                return await _deliver(self.request, outcome.response, quota_headers, self.request_id, self.slug, extra)
+            error = outcome.error if outcome.error is not None else RuntimeError("no upstream outcome")
+            failure = _upstream_failure(error, self.body, self.proxy.settings, self.slug)
+            failure.headers.update(extra)
+            return failure
+        raise AssertionError("unreachable: stages is never empty")
+
+
+def _release(outcome: _Outcome) -> None:
+    if outcome.response is not None:
+        outcome.response.release()
+
+
+def _deadline_passed(attempts: int, target: Target) -> web.Response:
+    failure = problem(504, "Gateway Timeout", "The upstream did not answer in time.", "upstream_timeout")
+    failure.headers.update({ATTEMPTS: str(attempts), TARGET: target.name})
+    return failure
+
+
+async def _deliver(
+    request: web.Request,
+    upstream_response: aiohttp.ClientResponse,
+    quota_headers: dict[str, str],
+    request_id: str,
+    slug: str,
+    extra: dict[str, str],
+) -> web.StreamResponse:
     async with upstream_response:
         response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
         response.headers.extend(forwarded_response_headers(upstream_response.headers))
         response.headers.update(quota_headers)
+        response.headers.update(extra)
         response.headers[REQUEST_ID] = request_id
         await response.prepare(request)
         try:

@@ -14,7 +14,7 @@ mode, the requests carrying ``header_name: header_value``; ``apps`` mode, the li
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from gateway_sync.contract.schema import Route, RouteMatch, Target
 
@@ -89,3 +89,35 @@ def pick_target(
     else:  # "apps"
         chosen = app_id is not None and app_id in canary.app_ids
     return canary_target if chosen else _by_weight(others, rng)
+
+
+def pick_available_target(
+    route: Route,
+    *,
+    app_id: int | None,
+    headers: Mapping[str, str] | None = None,
+    rng: random.Random,
+    cooling: Callable[[int], bool],
+) -> Target:
+    """``pick_target``, but a cooling-down choice is replaced by a weighted pick among the
+    route's targets that are not cooling down; when all of them are, the original choice."""
+    chosen = pick_target(route, app_id=app_id, headers=headers, rng=rng)
+    if not cooling(chosen.id):
+        return chosen
+    warm = [target for target in route.targets if not cooling(target.id)]
+    return _by_weight(warm, rng) if warm else chosen
+
+
+def fallback_targets(route: Route, chosen: Target, *, cooling: Callable[[int], bool]) -> list[Target]:
+    """``route.fallback_target_ids`` as targets, in order, each once: not the chosen one,
+    not an unknown id, not one cooling down."""
+    by_id = {target.id: target for target in route.targets}
+    found: list[Target] = []
+    seen = {chosen.id}
+    for target_id in route.fallback_target_ids:
+        target = by_id.get(target_id)
+        if target is None or target_id in seen or cooling(target_id):
+            continue
+        seen.add(target_id)
+        found.append(target)
+    return found
