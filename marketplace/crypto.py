@@ -8,32 +8,25 @@ configured keys (embedded mode), one key is derived from SECRET_KEY.
 
 from __future__ import annotations
 
-import base64
 import functools
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.fernet import InvalidToken, MultiFernet
 from django.conf import settings
+
+from gateway_sync.contract.secrets import upstream_fernet
 
 
 class SecretDecryptionError(Exception):
     """A stored secret that none of the configured keys can decrypt."""
 
 
-def _derived_key() -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"upstream-secrets")
-    return base64.urlsafe_b64encode(hkdf.derive(settings.SECRET_KEY.encode()))
-
-
 @functools.cache
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
-    material = [key.encode() for key in keys] or [_derived_key()]
-    return MultiFernet([Fernet(key) for key in material])
+def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
+    return upstream_fernet(keys, secret_key)
 
 
 def _box() -> MultiFernet:
-    return _fernet(tuple(settings.UPSTREAM_SECRET_KEYS))
+    return _fernet(tuple(settings.UPSTREAM_SECRET_KEYS), settings.SECRET_KEY)
 
 
 def secret_encrypt(plaintext: str) -> str:

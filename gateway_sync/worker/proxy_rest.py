@@ -11,7 +11,6 @@ retry. Responses stream back. Errors are RFC 9457 problems (errors.py).
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import logging
 import random
@@ -21,13 +20,11 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
+from cryptography.fernet import InvalidToken, MultiFernet
+from multidict import CIMultiDict
 
 from gateway_sync.contract.schema import Route, Target, Upstream
+from gateway_sync.contract.secrets import upstream_fernet
 from gateway_sync.worker.app import SETTINGS_KEY, request_snapshot
 from gateway_sync.worker.auth import Caller, authenticate
 from gateway_sync.worker.cooldown import CooldownTracker
@@ -43,31 +40,22 @@ from gateway_sync.worker.limits import (
 )
 from gateway_sync.worker.routing import fallback_targets, pick_available_target, select_route
 from gateway_sync.worker.settings import DEVELOPMENT_SECRET_KEY, WorkerSettings
+from gateway_sync.worker.wire import (
+    CHUNK,
+    REPLAY_LIMIT,
+    BodyTooLarge,
+    RequestBody,
+    client_timeout,
+    forwarded_request_headers,
+    forwarded_response_headers,
+    upstream_url,
+)
 
 log = logging.getLogger(__name__)
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-# Consumer headers never forwarded: their credential, and what the client sets itself.
-CONSUMER_ONLY = frozenset({"authorization", "x-api-key", "host", "content-length"})
 REQUEST_ID = "X-Request-Id"
 ATTEMPTS = "X-Gateway-Attempts"
 TARGET = "X-Gateway-Target"
-CHUNK = 64 * 1024
-# Request bodies up to this size are buffered so a retry or fallback can resend them;
-# larger ones are streamed to the chosen target once, with no retry and no fallback.
-REPLAY_LIMIT = 64 * 1024
 BACKOFF_CAP_S = 5.0
 
 
@@ -89,12 +77,8 @@ PROXY_KEY = web.AppKey("rest_proxy", RestProxy)
 
 
 def upstream_box(settings: WorkerSettings) -> MultiFernet:
-    """UPSTREAM_SECRET_KEYS, else the key marketplace/crypto.py derives from SECRET_KEY."""
-    if settings.upstream_secret_keys:
-        return MultiFernet([Fernet(key.encode()) for key in settings.upstream_secret_keys])
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"upstream-secrets")
-    secret_key = settings.secret_key or DEVELOPMENT_SECRET_KEY
-    return MultiFernet([Fernet(base64.urlsafe_b64encode(hkdf.derive(secret_key.encode())))])
+    """UPSTREAM_SECRET_KEYS, else the key the portal derives from SECRET_KEY."""
+    return upstream_fernet(settings.upstream_secret_keys, settings.secret_key or DEVELOPMENT_SECRET_KEY)
 
 
 def register_rest_proxy(app: web.Application) -> None:
@@ -130,93 +114,6 @@ async def _proxy_lifespan(app: web.Application) -> AsyncIterator[None]:
         await session.close()
         if redis_client is not None:
             await redis_client.aclose()
-
-
-def _connection_named(headers: CIMultiDictProxy[str]) -> set[str]:
-    named: set[str] = set()
-    for value in headers.getall("Connection", []):
-        named.update(token.strip().lower() for token in value.split(",") if token.strip())
-    return named
-
-
-def forwarded_request_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    drop = HOP_BY_HOP | CONSUMER_ONLY | _connection_named(headers)
-    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
-
-
-def forwarded_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    drop = HOP_BY_HOP | _connection_named(headers)
-    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
-
-
-def _timeout(route: Route | None, upstream: Upstream, remaining_s: float | None = None) -> aiohttp.ClientTimeout:
-    if route is not None:
-        t = route.timeouts
-        return aiohttp.ClientTimeout(
-            total=t.total_ms / 1000 if remaining_s is None else remaining_s,
-            sock_connect=t.connect_ms / 1000,
-            sock_read=t.first_byte_ms / 1000,
-        )
-    return aiohttp.ClientTimeout(
-        total=None, sock_connect=upstream.connect_timeout_ms / 1000, sock_read=upstream.read_timeout_ms / 1000
-    )
-
-
-def _upstream_url(upstream: Upstream, remainder: str, query: str) -> URL:
-    """The upstream's base URL path + the remainder, with the consumer's raw query string."""
-    base = URL(upstream.url)
-    url = base.with_path(base.raw_path.rstrip("/") + remainder, encoded=True)
-    return URL(f"{url}?{query}", encoded=True) if query else url
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _Body:
-    """The consumer's body, chunk by chunk, refused past ``limit`` bytes."""
-
-    def __init__(self, request: web.Request, limit: int) -> None:
-        self.request = request
-        self.limit = limit
-        self.sent = 0
-        self.too_large = False
-        # Set when the body is beyond the replay limit: what was read so far (maybe b"").
-        self.overflow: bytes | None = None
-
-    async def buffer(self, replay_limit: int) -> bytes:
-        """The whole body if it is at most ``replay_limit`` bytes; else sets ``overflow``
-        to the part already read (the rest streams once, via ``rest``)."""
-        length = self.request.content_length
-        if length is not None and length > replay_limit:
-            self.overflow = b""
-            return b""
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            parts.append(chunk)
-            size += len(chunk)
-            if size > replay_limit:
-                self.overflow = b"".join(parts)
-                return self.overflow
-        return b"".join(parts)
-
-    async def rest(self, prefix: bytes) -> AsyncIterator[bytes]:
-        if prefix:
-            yield prefix
-        async for chunk in self.chunks():
-            yield chunk
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while True:
-            chunk = await self.request.content.readany()
-            if not chunk:
-                return
-            self.sent += len(chunk)
-            if self.sent > self.limit:
-                self.too_large = True
-                raise _BodyTooLarge
-            yield chunk
 
 
 async def handle_rest(request: web.Request) -> web.StreamResponse:
@@ -266,12 +163,12 @@ async def _handle(request: web.Request, request_id: str) -> web.StreamResponse:
     chosen = pick_available_target(
         route, app_id=caller.key.app_id, headers=request.headers, rng=proxy.rng, cooling=cooling
     )
-    body = _Body(request, settings.max_body_bytes)
+    body = RequestBody(request, settings.max_body_bytes)
     replay: bytes | None = b""
     if request.can_read_body:
         try:
             replay = await body.buffer(REPLAY_LIMIT)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             return _too_large(settings)
     else:
         replay = None
@@ -295,16 +192,16 @@ async def _single_attempt(
     if isinstance(credential, web.Response):
         return credential
     headers.update(credential)
-    body = _Body(request, settings.max_body_bytes)
+    body = RequestBody(request, settings.max_body_bytes)
     data = body.chunks() if request.can_read_body else None
     try:
         upstream_response = await proxy.session.request(
             request.method,
-            _upstream_url(upstream, remainder, request.rel_url.raw_query_string),
+            upstream_url(upstream, remainder, request.rel_url.raw_query_string),
             headers=headers,
             data=data,
             allow_redirects=False,
-            timeout=_timeout(None, upstream),
+            timeout=client_timeout(None, upstream),
             ssl=upstream.tls_verify,
         )
     except Exception as exc:
@@ -362,7 +259,7 @@ class _Attempt:
         remainder: str,
         request_id: str,
         slug: str,
-        body: _Body,
+        body: RequestBody,
         replay: bytes | None,
     ) -> None:
         self.request = request
@@ -392,11 +289,11 @@ class _Attempt:
         try:
             return await self.proxy.session.request(
                 self.request.method,
-                _upstream_url(upstream, self.remainder, self.request.rel_url.raw_query_string),
+                upstream_url(upstream, self.remainder, self.request.rel_url.raw_query_string),
                 headers=headers,
                 data=self._data(),
                 allow_redirects=False,
-                timeout=_timeout(self.route, upstream, remaining),
+                timeout=client_timeout(self.route, upstream, remaining),
                 ssl=upstream.tls_verify,
             )
         except Exception as exc:
@@ -513,7 +410,7 @@ def _too_large(settings: WorkerSettings) -> web.Response:
     )
 
 
-def _upstream_failure(exc: BaseException, body: _Body, settings: WorkerSettings, slug: str) -> web.Response:
+def _upstream_failure(exc: BaseException, body: RequestBody, settings: WorkerSettings, slug: str) -> web.Response:
     if body.too_large:
         return _too_large(settings)
     if isinstance(exc, TimeoutError):

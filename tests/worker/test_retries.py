@@ -15,7 +15,8 @@ from demo_upstreams import echo
 from demo_upstreams.inprocess import serve_aiohttp
 from gateway_sync.contract import schema as s
 from gateway_sync.worker.auth import keyed_hash
-from gateway_sync.worker.proxy_rest import PROXY_KEY, REPLAY_LIMIT
+from gateway_sync.worker.proxy_rest import PROXY_KEY
+from gateway_sync.worker.wire import REPLAY_LIMIT
 from tests.worker.test_rest_proxy import GOOD, PEPPER, Client, bearer, gateway, settings_for
 
 pytestmark = pytest.mark.anyio

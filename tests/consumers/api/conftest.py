@@ -8,41 +8,19 @@ import pytest
 from accounts.models import Organization, User
 from tests.consumers.services.scene import Stage, build_stage
 from tests.marketplace.api.helpers import Api
+from tests.marketplace.api.personas import (  # noqa: F401 (fixtures)
+    admin_api,
+    anonymous_api,
+    member_api,
+    outsider_api,
+    owner_api,
+    staff_api,
+)
 
 
 @pytest.fixture
 def stage(organization: Organization, owner: User, admin_member: User, member: User) -> Stage:
     return build_stage(organization, owner)
-
-
-@pytest.fixture
-def owner_api(owner: User) -> Api:
-    return Api(owner)
-
-
-@pytest.fixture
-def admin_api(admin_member: User) -> Api:
-    return Api(admin_member)
-
-
-@pytest.fixture
-def member_api(member: User) -> Api:
-    return Api(member)
-
-
-@pytest.fixture
-def outsider_api(outsider: User) -> Api:
-    return Api(outsider)
-
-
-@pytest.fixture
-def staff_api(staff: User) -> Api:
-    return Api(staff)
-
-
-@pytest.fixture
-def anonymous_api() -> Api:
-    return Api()
 
 
 @pytest.fixture

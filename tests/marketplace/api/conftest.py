@@ -7,40 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from accounts.models import User
 from tests.marketplace.api.documents import OPENAPI_YAML, agent_card_text
-from tests.marketplace.api.helpers import Api
+from tests.marketplace.api.personas import (  # noqa: F401 (fixtures)
+    admin_api,
+    anonymous_api,
+    member_api,
+    outsider_api,
+    owner_api,
+    staff_api,
+)
 from tests.marketplace.api.servers import serve_files, serve_mcp, weather_mcp_server
-
-
-@pytest.fixture
-def owner_api(owner: User) -> Api:
-    return Api(owner)
-
-
-@pytest.fixture
-def admin_api(admin_member: User) -> Api:
-    return Api(admin_member)
-
-
-@pytest.fixture
-def member_api(member: User) -> Api:
-    return Api(member)
-
-
-@pytest.fixture
-def outsider_api(outsider: User) -> Api:
-    return Api(outsider)
-
-
-@pytest.fixture
-def staff_api(staff: User) -> Api:
-    return Api(staff)
-
-
-@pytest.fixture
-def anonymous_api() -> Api:
-    return Api()
 
 
 @pytest.fixture(scope="module")
