@@ -20,6 +20,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 log = logging.getLogger("gateway_sync.worker")
 
+# What a worker serves besides /healthz and /readyz (app.create_app's route_registrars).
+REGISTRARS = [register_rest_proxy]
+
 
 def main() -> int:
     level = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
@@ -37,7 +40,7 @@ def main() -> int:
     # run_app stops on SIGINT and SIGTERM: it stops accepting, lets in-flight requests finish
     # (up to shutdown_timeout), then runs the cleanup contexts.
     web.run_app(
-        create_app(settings, route_registrars=[register_rest_proxy]),
+        create_app(settings, route_registrars=REGISTRARS),
         host=settings.host,
         port=settings.port,
         print=None,

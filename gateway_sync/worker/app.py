@@ -38,6 +38,7 @@ from gateway_sync.worker.heartbeat import (
     WorkerIdentity,
 )
 from gateway_sync.worker.loader import SnapshotLoader
+from gateway_sync.worker.record import RequestObserver, RequestRecord
 from gateway_sync.worker.settings import WorkerSettings
 from gateway_sync.worker.sources import FileSnapshotSource, RedisSnapshotSource, SnapshotSource, redis_client
 from gateway_sync.worker.state import CompiledSnapshot, SnapshotHolder
@@ -49,6 +50,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SETTINGS_KEY = web.AppKey("worker_settings", WorkerSettings)
 HOLDER_KEY = web.AppKey("snapshot_holder", SnapshotHolder)
 SNAPSHOT_KEY = web.RequestKey("snapshot", CompiledSnapshot)
+# Told about every finished proxied request (record.py); registrars append to it.
+OBSERVERS_KEY = web.AppKey("request_observers", list[RequestObserver])
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -59,6 +62,7 @@ def create_app(settings: WorkerSettings, *, route_registrars: Sequence[RouteRegi
     app = web.Application(middlewares=[json_errors, pin_snapshot])
     app[SETTINGS_KEY] = settings
     app[HOLDER_KEY] = SnapshotHolder()
+    app[OBSERVERS_KEY] = []
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get("/readyz", readyz, allow_head=True)
     for register in route_registrars:
@@ -70,6 +74,16 @@ def create_app(settings: WorkerSettings, *, route_registrars: Sequence[RouteRegi
 def request_snapshot(request: web.Request) -> CompiledSnapshot | None:
     """The snapshot this request started with; None if the worker had none yet."""
     return request.get(SNAPSHOT_KEY)
+
+
+def notify_observers(app: web.Application, record: RequestRecord) -> None:
+    """Hand a finished request's record to every observer (they never raise or block)."""
+    record.finish()
+    for observer in app[OBSERVERS_KEY]:
+        try:
+            observer.observe(record)
+        except Exception:  # an observer's bug must not turn a served request into an error
+            log.exception("request observer %r failed", observer)
 
 
 @web.middleware

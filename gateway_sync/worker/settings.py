@@ -27,6 +27,10 @@ EMBEDDED_POLL_INTERVAL_S = 0.2
 REDIS_POLL_INTERVAL_S = 2.0
 DEFAULT_HEARTBEAT_INTERVAL_S = 2.0
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
+DEFAULT_USAGE_FLUSH_INTERVAL_S = 0.25
+DEFAULT_USAGE_STREAM_MAXLEN = 1_000_000
+DEFAULT_USAGE_STREAM_KEY = "gateway:usage"
 # A worker id becomes a file name and part of a Redis key.
 _WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -55,6 +59,19 @@ class WorkerSettings:
     rate_limit_fail_mode: Literal["open", "closed"] = "open"
     # GATEWAY_MAX_BODY_BYTES: larger request bodies are refused with 413.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # GATEWAY_WORKERS: processes serving the port together (SO_REUSEPORT); 0 = one per core.
+    workers: int = 1
+    # GATEWAY_SHUTDOWN_TIMEOUT_S: on SIGTERM, how long requests in flight may take to finish.
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    # USAGE_SPOOL_DIR: embedded mode's usage files, which the portal ingests (consumers/usage.py).
+    usage_spool_dir: Path = Path("var/usage")
+    # USAGE_BACKLOG_DIR: with Redis, events that could not be sent yet wait here (replayed later).
+    usage_backlog_dir: Path = Path("var/usage-backlog")
+    usage_stream_key: str = DEFAULT_USAGE_STREAM_KEY
+    # USAGE_STREAM_MAXLEN: the stream is capped (XADD MAXLEN ~) so a stopped portal cannot fill Redis.
+    usage_stream_maxlen: int = DEFAULT_USAGE_STREAM_MAXLEN
+    # USAGE_FLUSH_INTERVAL_S: how long events wait in memory before a batch is written.
+    usage_flush_interval_s: float = DEFAULT_USAGE_FLUSH_INTERVAL_S
 
     @property
     def embedded(self) -> bool:
@@ -92,6 +109,13 @@ class WorkerSettings:
             secret_key=env.string("SECRET_KEY"),
             rate_limit_fail_mode=env.fail_mode(),
             max_body_bytes=env.byte_count("GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            workers=env.worker_count(),
+            shutdown_timeout_s=env.interval("GATEWAY_SHUTDOWN_TIMEOUT_S", DEFAULT_SHUTDOWN_TIMEOUT_S),
+            usage_spool_dir=Path(env.string("USAGE_SPOOL_DIR") or var_dir / "usage").absolute(),
+            usage_backlog_dir=Path(env.string("USAGE_BACKLOG_DIR") or var_dir / "usage-backlog").absolute(),
+            usage_stream_key=env.string("USAGE_STREAM_KEY", DEFAULT_USAGE_STREAM_KEY) or DEFAULT_USAGE_STREAM_KEY,
+            usage_stream_maxlen=env.positive_int("USAGE_STREAM_MAXLEN", DEFAULT_USAGE_STREAM_MAXLEN),
+            usage_flush_interval_s=env.interval("USAGE_FLUSH_INTERVAL_S", DEFAULT_USAGE_FLUSH_INTERVAL_S),
         )
 
 
@@ -155,6 +179,31 @@ class _Environment:
             raise WorkerSettingsError(f"{name}={raw!r} is not a number of bytes") from None
         if value < 1:
             raise WorkerSettingsError(f"{name}={raw!r}: use a positive number of bytes")
+        return value
+
+    def positive_int(self, name: str, default: int) -> int:
+        raw = self.string(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise WorkerSettingsError(f"{name}={raw!r} is not an integer") from None
+        if value < 1:
+            raise WorkerSettingsError(f"{name}={raw!r}: use a positive integer")
+        return value
+
+    def worker_count(self) -> int:
+        """GATEWAY_WORKERS: a number of processes, or 0 / "auto" for one per core."""
+        raw = self.string("GATEWAY_WORKERS", "1").lower() or "1"
+        if raw == "auto":
+            return 0
+        try:
+            value = int(raw)
+        except ValueError:
+            raise WorkerSettingsError(f"GATEWAY_WORKERS={raw!r}: use a number of processes, or 'auto'") from None
+        if not 0 <= value <= 256:
+            raise WorkerSettingsError(f"GATEWAY_WORKERS={raw!r}: use 1 to 256 processes, or 0 / 'auto' (one per core)")
         return value
 
     def worker_id(self) -> str:
