@@ -12,6 +12,7 @@ import uvloop
 from aiohttp import web
 
 from gateway_sync.worker.app import create_app
+from gateway_sync.worker.metrics import register_metrics
 from gateway_sync.worker.proxy_rest import register_rest_proxy
 from gateway_sync.worker.settings import WorkerSettings, WorkerSettingsError
 
@@ -21,7 +22,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 log = logging.getLogger("gateway_sync.worker")
 
 # What a worker serves besides /healthz and /readyz (app.create_app's route_registrars).
-REGISTRARS = [register_rest_proxy]
+REGISTRARS = [register_rest_proxy, register_metrics]
 
 
 def main() -> int:
