@@ -1,6 +1,8 @@
 """``python -m gateway_sync.worker``: serve one gateway worker on uvloop until SIGTERM or
-SIGINT, then stop gracefully (in-flight requests finish, background tasks are cancelled
-and awaited, the heartbeat is withdrawn). Configured by the environment (docs/worker.md)."""
+SIGINT, then drain it (serve.py: /readyz says draining, in-flight requests finish,
+background tasks are cancelled and awaited, the heartbeat is withdrawn). With
+``GATEWAY_WORKERS`` other than 1, a supervisor runs that many of them on the same port
+instead (processes.py). Configured by the environment (docs/worker.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,20 @@ import os
 import sys
 
 import uvloop
-from aiohttp import web
 
 from gateway_sync.worker.app import create_app
 from gateway_sync.worker.metrics import register_metrics
+from gateway_sync.worker.processes import (
+    SUPERVISOR_PID_ENV,
+    EmbeddedMultiprocessError,
+    check_can_supervise,
+    die_with_supervisor,
+    supervise,
+)
 from gateway_sync.worker.proxy_rest import register_rest_proxy
+from gateway_sync.worker.serve import CannotListen, serve
 from gateway_sync.worker.settings import WorkerSettings, WorkerSettingsError
+from gateway_sync.worker.usage_emitter import register_usage_emitter
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -22,7 +32,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 log = logging.getLogger("gateway_sync.worker")
 
 # What a worker serves besides /healthz and /readyz (app.create_app's route_registrars).
-REGISTRARS = [register_rest_proxy, register_metrics]
+REGISTRARS = [register_rest_proxy, register_metrics, register_usage_emitter]
 
 
 def main() -> int:
@@ -36,18 +46,26 @@ def main() -> int:
     except WorkerSettingsError as exc:
         sys.stderr.write(f"gateway worker: {exc}\n")
         return 2
+    supervised = SUPERVISOR_PID_ENV in os.environ
+    if supervised:
+        die_with_supervisor()
+    elif settings.workers != 1:
+        try:
+            check_can_supervise(settings)
+        except EmbeddedMultiprocessError as exc:
+            sys.stderr.write(f"gateway worker: {exc}\n")
+            return 2
+        return supervise(settings)
     mode = f"snapshots from {settings.snapshot_dir}" if settings.embedded else "snapshots from Redis"
     log.info("worker %s on http://%s:%d, %s", settings.worker_id, settings.host, settings.port, mode)
-    # run_app stops on SIGINT and SIGTERM: it stops accepting, lets in-flight requests finish
-    # (up to shutdown_timeout), then runs the cleanup contexts.
-    web.run_app(
-        create_app(settings, route_registrars=REGISTRARS),
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,
-        loop=uvloop.new_event_loop(),
-    )
+    app = create_app(settings, route_registrars=REGISTRARS)
+    try:
+        # Siblings under one supervisor share the port (SO_REUSEPORT); a lone worker must not,
+        # so that a second one on a taken port fails instead of sharing it.
+        uvloop.run(serve(app, settings, reuse_port=supervised))
+    except CannotListen as exc:
+        log.error("worker %s %s", settings.worker_id, exc)
+        return 1
     log.info("worker %s stopped", settings.worker_id)
     return 0
 

@@ -39,6 +39,7 @@ from gateway_sync.worker.heartbeat import (
 )
 from gateway_sync.worker.loader import SnapshotLoader
 from gateway_sync.worker.record import RequestObserver, RequestRecord
+from gateway_sync.worker.serve import DRAIN_KEY, install_drain
 from gateway_sync.worker.settings import WorkerSettings
 from gateway_sync.worker.sources import FileSnapshotSource, RedisSnapshotSource, SnapshotSource, redis_client
 from gateway_sync.worker.state import CompiledSnapshot, SnapshotHolder
@@ -65,6 +66,7 @@ def create_app(settings: WorkerSettings, *, route_registrars: Sequence[RouteRegi
     app[OBSERVERS_KEY] = []
     app.router.add_get("/healthz", healthz, allow_head=True)
     app.router.add_get("/readyz", readyz, allow_head=True)
+    install_drain(app)
     for register in route_registrars:
         register(app)
     app.cleanup_ctx.append(snapshot_machinery)
@@ -120,14 +122,24 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 with the snapshot served once one is applied; 503 before. A refused snapshot
-    does not make a worker unready: it goes on serving its last good one."""
+    """200 with the snapshot served once one is applied; 503 before, and 503 with
+    ``"draining": true`` once the worker is stopping. A refused snapshot does not make a
+    worker unready: it goes on serving its last good one."""
     holder = request.app[HOLDER_KEY]
     worker_id = request.app[SETTINGS_KEY].worker_id
     current = holder.current()
     last_error = holder.last_error or None
-    if current is None:
+    if request.app[DRAIN_KEY].draining:  # stopping (serve.py): send traffic elsewhere
         body: dict[str, Any] = {
+            "ready": False,
+            "draining": True,
+            "snapshot_version": None if current is None else current.version,
+            "worker_id": worker_id,
+            "last_error": last_error,
+        }
+        return web.json_response(body, status=503, headers=NO_STORE)
+    if current is None:
+        body = {
             "ready": False,
             "snapshot_version": None,
             "worker_id": worker_id,
