@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,11 +26,12 @@ from multidict import CIMultiDict
 
 from gateway_sync.contract.schema import Route, Target, Upstream
 from gateway_sync.contract.secrets import upstream_fernet
-from gateway_sync.worker.app import SETTINGS_KEY, request_snapshot
+from gateway_sync.worker.app import SETTINGS_KEY, notify_observers, request_snapshot
 from gateway_sync.worker.auth import Caller, authenticate
 from gateway_sync.worker.cooldown import CooldownTracker
 from gateway_sync.worker.errors import problem
 from gateway_sync.worker.limits import (
+    Decision,
     MemoryLimiter,
     RedisLimiter,
     RequestLimiter,
@@ -37,6 +39,16 @@ from gateway_sync.worker.limits import (
     limits_for_plan,
     limits_for_route,
     rate_limit_headers,
+)
+from gateway_sync.worker.record import (
+    LIMIT_ALLOWED,
+    LIMIT_DEGRADED_CLOSED,
+    LIMIT_DEGRADED_OPEN,
+    LIMIT_LIMITED,
+    UPSTREAM_BROKEN,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_UNREACHABLE,
+    RequestRecord,
 )
 from gateway_sync.worker.routing import fallback_targets, pick_available_target, select_route
 from gateway_sync.worker.settings import DEVELOPMENT_SECRET_KEY, WorkerSettings
@@ -118,13 +130,26 @@ async def _proxy_lifespan(app: web.Application) -> AsyncIterator[None]:
 
 async def handle_rest(request: web.Request) -> web.StreamResponse:
     request_id = request.headers.get(REQUEST_ID, "").strip()[:200] or uuid.uuid4().hex
-    response = await _handle(request, request_id)
-    if not response.prepared:
-        response.headers[REQUEST_ID] = request_id
-    return response
+    record = RequestRecord(protocol="rest", method=request.method, path=request.path, request_id=request_id)
+    response: web.StreamResponse | None = None
+    try:
+        response = await _handle(request, request_id, record)
+        if not response.prepared:
+            response.headers[REQUEST_ID] = request_id
+            record.bytes_out = response.content_length or 0
+        return response
+    except ConnectionResetError:  # the client went away mid-way: no status (499)
+        raise
+    except Exception:
+        record.status = 500
+        raise
+    finally:
+        if response is not None:
+            record.status = response.status
+        notify_observers(request.app, record)
 
 
-async def _handle(request: web.Request, request_id: str) -> web.StreamResponse:
+async def _handle(request: web.Request, request_id: str, record: RequestRecord) -> web.StreamResponse:
     proxy = request.app[PROXY_KEY]
     settings = proxy.settings
     snapshot = request_snapshot(request)
@@ -134,10 +159,12 @@ async def _handle(request: web.Request, request_id: str) -> web.StreamResponse:
     product = snapshot.products_by_slug.get(slug)
     if product is None:
         return problem(404, "Not Found", f"No product {slug!r} on this gateway.", "unknown_product")
+    record.product_id, record.product_slug, record.version_id = product.id, product.slug, product.version_id
 
     caller = authenticate(snapshot, product, request.headers, pepper=settings.key_hash_pepper)
     if isinstance(caller, web.Response):
         return caller
+    record.app_id, record.key_prefix = caller.key.app_id, caller.key.prefix
 
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:
@@ -151,29 +178,34 @@ async def _handle(request: web.Request, request_id: str) -> web.StreamResponse:
         snapshot.routes_by_product.get(product.id, ()), path=remainder, host=request.host, headers=request.headers
     )
 
-    limited = await _check_limits(proxy, caller, route)
+    if route is not None:
+        record.route_id = route.id
+    limited = await _check_limits(proxy, caller, route, record)
     if isinstance(limited, web.Response):
         return limited
     quota_headers = limited
 
     if route is None:
-        return await _single_attempt(request, proxy, product.upstream, remainder, request_id, quota_headers, slug)
+        return await _single_attempt(request, proxy, product.upstream, remainder, request_id, quota_headers, record)
 
     cooling = proxy.cooldowns.cooling
     chosen = pick_available_target(
         route, app_id=caller.key.app_id, headers=request.headers, rng=proxy.rng, cooling=cooling
     )
     body = RequestBody(request, settings.max_body_bytes)
-    replay: bytes | None = b""
-    if request.can_read_body:
-        try:
-            replay = await body.buffer(REPLAY_LIMIT)
-        except BodyTooLarge:
-            return _too_large(settings)
-    else:
-        replay = None
-    attempt = _Attempt(request, proxy, route, remainder, request_id, slug, body, replay)
-    return await attempt.run(chosen, quota_headers)
+    try:
+        replay: bytes | None = b""
+        if request.can_read_body:
+            try:
+                replay = await body.buffer(REPLAY_LIMIT)
+            except BodyTooLarge:
+                return _too_large(settings)
+        else:
+            replay = None
+        attempt = _Attempt(request, proxy, route, remainder, request_id, record, body, replay)
+        return await attempt.run(chosen, quota_headers)
+    finally:
+        record.bytes_in = body.sent
 
 
 async def _single_attempt(
@@ -183,17 +215,18 @@ async def _single_attempt(
     remainder: str,
     request_id: str,
     quota_headers: dict[str, str],
-    slug: str,
+    record: RequestRecord,
 ) -> web.StreamResponse:
     """No route: the product's own upstream, streamed once."""
     settings = proxy.settings
     headers = _request_headers(request, request_id)
-    credential = _credential(proxy, upstream, slug)
+    credential = _credential(proxy, upstream, record.product_slug)
     if isinstance(credential, web.Response):
         return credential
     headers.update(credential)
     body = RequestBody(request, settings.max_body_bytes)
     data = body.chunks() if request.can_read_body else None
+    record.attempts = 1
     try:
         upstream_response = await proxy.session.request(
             request.method,
@@ -205,8 +238,11 @@ async def _single_attempt(
             ssl=upstream.tls_verify,
         )
     except Exception as exc:
-        return _upstream_failure(exc, body, settings, slug)
-    return await _deliver(request, upstream_response, quota_headers, request_id, slug, {ATTEMPTS: "1"})
+        record.bytes_in = body.sent
+        return _upstream_failure(exc, body, settings, record)
+    record.bytes_in = body.sent
+    record.upstream_latency_s = time.perf_counter() - record.started
+    return await _deliver(request, upstream_response, quota_headers, request_id, record, {ATTEMPTS: "1"})
 
 
 def _request_headers(request: web.Request, request_id: str) -> CIMultiDict[str]:
@@ -258,7 +294,7 @@ class _Attempt:
         route: Route,
         remainder: str,
         request_id: str,
-        slug: str,
+        record: RequestRecord,
         body: RequestBody,
         replay: bytes | None,
     ) -> None:
@@ -267,7 +303,8 @@ class _Attempt:
         self.route = route
         self.remainder = remainder
         self.request_id = request_id
-        self.slug = slug
+        self.record = record
+        self.slug = record.product_slug
         self.body = body
         self.replay = replay
         self.loop = asyncio.get_running_loop()
@@ -310,6 +347,7 @@ class _Attempt:
             backoff = 0
             while True:
                 attempts += 1
+                self.record.attempts, self.record.target_id = attempts, target.id
                 sent = await self._send(target)
                 if isinstance(sent, web.Response):
                     return sent
@@ -328,6 +366,7 @@ class _Attempt:
                     backoff += 1
                     if self.deadline - self.loop.time() > 0:
                         continue
+                    self.record.upstream_error = UPSTREAM_TIMEOUT
                     return _deadline_passed(attempts, target)
                 break
             if outcome.falls_back and index + 1 < len(stages) and time_left > 0:
@@ -335,9 +374,12 @@ class _Attempt:
                 continue
             extra = {ATTEMPTS: str(attempts), TARGET: target.name}
             if outcome.response is not None:
-                return await _deliver(self.request, outcome.response, quota_headers, self.request_id, self.slug, extra)
+                self.record.upstream_latency_s = time.perf_counter() - self.record.started
+                return await _deliver(
+                    self.request, outcome.response, quota_headers, self.request_id, self.record, extra
+                )
             error = outcome.error if outcome.error is not None else RuntimeError("no upstream outcome")
-            failure = _upstream_failure(error, self.body, self.proxy.settings, self.slug)
+            failure = _upstream_failure(error, self.body, self.proxy.settings, self.record)
             failure.headers.update(extra)
             return failure
         raise AssertionError("unreachable: stages is never empty")
@@ -359,7 +401,7 @@ async def _deliver(
     upstream_response: aiohttp.ClientResponse,
     quota_headers: dict[str, str],
     request_id: str,
-    slug: str,
+    record: RequestRecord,
     extra: dict[str, str],
 ) -> web.StreamResponse:
     async with upstream_response:
@@ -371,10 +413,12 @@ async def _deliver(
         await response.prepare(request)
         try:
             async for chunk in upstream_response.content.iter_chunked(CHUNK):
+                record.bytes_out += len(chunk)
                 await response.write(chunk)
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Headers are gone: nothing left but to cut the connection short.
-            log.warning("product %s: upstream response broke off: %r", slug, exc)
+            record.upstream_error = UPSTREAM_BROKEN
+            log.warning("product %s: upstream response broke off: %r", record.product_slug, exc)
             if request.transport is not None:
                 request.transport.close()
             return response
@@ -382,8 +426,11 @@ async def _deliver(
     return response
 
 
-async def _check_limits(proxy: RestProxy, caller: Caller, route: Route | None) -> dict[str, str] | web.Response:
+async def _check_limits(
+    proxy: RestProxy, caller: Caller, route: Route | None, record: RequestRecord
+) -> dict[str, str] | web.Response:
     decision = await proxy.limiter.check(scope=f"sub:{caller.subscription.id}", limits=limits_for_plan(caller.plan))
+    _note_decision(record, decision)
     headers = rate_limit_headers(decision) if decision.policies else {}
     if not decision.allowed:
         return _too_many(headers, degraded=decision.degraded)
@@ -391,9 +438,20 @@ async def _check_limits(proxy: RestProxy, caller: Caller, route: Route | None) -
         route_limits = limits_for_route(route.limits)
         if route_limits:
             route_decision = await proxy.limiter.check(scope=f"route:{route.id}", limits=route_limits)
+            _note_decision(record, route_decision)
             if not route_decision.allowed:
                 return _too_many({**headers, **rate_limit_headers(route_decision)}, degraded=route_decision.degraded)
     return headers
+
+
+def _note_decision(record: RequestRecord, decision: Decision) -> None:
+    """The record keeps the most telling decision: a refusal over a degraded one over a plain one."""
+    if not decision.allowed:
+        record.limit_decision = LIMIT_DEGRADED_CLOSED if decision.degraded else LIMIT_LIMITED
+    elif decision.degraded:
+        record.limit_decision = LIMIT_DEGRADED_OPEN
+    elif decision.policies and record.limit_decision != LIMIT_DEGRADED_OPEN:
+        record.limit_decision = LIMIT_ALLOWED
 
 
 def _too_many(headers: dict[str, str], *, degraded: bool) -> web.Response:
@@ -410,12 +468,16 @@ def _too_large(settings: WorkerSettings) -> web.Response:
     )
 
 
-def _upstream_failure(exc: BaseException, body: RequestBody, settings: WorkerSettings, slug: str) -> web.Response:
+def _upstream_failure(
+    exc: BaseException, body: RequestBody, settings: WorkerSettings, record: RequestRecord
+) -> web.Response:
     if body.too_large:
         return _too_large(settings)
     if isinstance(exc, TimeoutError):
+        record.upstream_error = UPSTREAM_TIMEOUT
         return problem(504, "Gateway Timeout", "The upstream did not answer in time.", "upstream_timeout")
     if isinstance(exc, aiohttp.ClientError | OSError):
-        log.warning("product %s: upstream unreachable: %r", slug, exc)
+        record.upstream_error = UPSTREAM_UNREACHABLE
+        log.warning("product %s: upstream unreachable: %r", record.product_slug, exc)
         return problem(502, "Bad Gateway", "The upstream could not be reached.", "upstream_unreachable")
     raise exc

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
+from demo_upstreams import echo
+from demo_upstreams.inprocess import serve_aiohttp
 from tests.worker.snapshots import FolderPublisher, RedisPublisher
 
 _REDIS_LOCK = Path(tempfile.gettempdir()) / "gateway-worker-tests-redis-db14.lock"
@@ -74,3 +76,17 @@ def redis_publisher(redis_url: str) -> Iterator[RedisPublisher]:
         yield RedisPublisher(client)
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def echo_a() -> Iterator[str]:
+    """A real echo upstream on loopback (demo_upstreams/echo.py)."""
+    with serve_aiohttp(echo.create_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def echo_b() -> Iterator[str]:
+    """A second, distinct echo upstream."""
+    with serve_aiohttp(echo.create_app()) as url:
+        yield url

@@ -7,17 +7,15 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import test_utils, web
 
-from demo_upstreams import echo
-from demo_upstreams.inprocess import serve_aiohttp
 from gateway_sync.contract import schema as s
-from gateway_sync.worker.app import HOLDER_KEY, create_app
+from gateway_sync.worker.app import HOLDER_KEY, RouteRegistrar, create_app
 from gateway_sync.worker.auth import keyed_hash
 from gateway_sync.worker.proxy_rest import register_rest_proxy, upstream_box
 from gateway_sync.worker.settings import WorkerSettings
@@ -31,18 +29,6 @@ EXPIRED = "sk-expired-0123456789"
 SCOPED_ELSEWHERE = "sk-scoped-0123456789"
 NO_SUB = "sk-nosub-0123456789"
 UPSTREAM_SECRET = "upstream-s3cret"
-
-
-@pytest.fixture(scope="module")
-def echo_a() -> Iterator[str]:
-    with serve_aiohttp(echo.create_app()) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def echo_b() -> Iterator[str]:
-    with serve_aiohttp(echo.create_app()) as url:
-        yield url
 
 
 def closed_port_url() -> str:
@@ -131,8 +117,10 @@ Client = test_utils.TestClient[web.Request, web.Application]
 
 
 @contextlib.asynccontextmanager
-async def gateway(settings: WorkerSettings, snapshot: s.Snapshot) -> AsyncIterator[Client]:
-    app = create_app(settings, route_registrars=[register_rest_proxy])
+async def gateway(
+    settings: WorkerSettings, snapshot: s.Snapshot, *, registrars: Sequence[RouteRegistrar] = (register_rest_proxy,)
+) -> AsyncIterator[Client]:
+    app = create_app(settings, route_registrars=registrars)
     async with test_utils.TestClient(test_utils.TestServer(app)) as client:
         app[HOLDER_KEY].swap(CompiledSnapshot.build(snapshot, sha256="0" * 64))
         yield client
