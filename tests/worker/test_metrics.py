@@ -8,18 +8,24 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import test_utils, web
 
+from demo_upstreams import echo
+from demo_upstreams.inprocess import serve_aiohttp
+from gateway_sync.contract import schema as s
 from gateway_sync.worker.__main__ import REGISTRARS
 from gateway_sync.worker.app import HOLDER_KEY, OBSERVERS_KEY, create_app, notify_observers
+from gateway_sync.worker.auth import keyed_hash
 from gateway_sync.worker.metrics import CONTENT_TYPE, METRICS_KEY, Metrics, register_metrics
+from gateway_sync.worker.proxy_rest import register_rest_proxy
 from gateway_sync.worker.record import RequestRecord
 from gateway_sync.worker.settings import WorkerSettings
+from gateway_sync.worker.state import CompiledSnapshot
 from tests.worker.snapshots import build_snapshot, dangling_snapshot
 
 pytestmark = pytest.mark.anyio
@@ -335,3 +341,83 @@ async def test_snapshot_gauges_follow_applied_and_refused_snapshots(snapshot_dir
         assert value(samples, "gateway_snapshot_applied_total") == 2
         assert value(samples, "gateway_snapshot_refused_total") == 1
         assert value(samples, "gateway_snapshot_source_errors_total") == 0
+
+
+# Real requests through the REST proxy to a loopback upstream.
+
+PEPPER = "pepper:metrics-test"
+KEY = "sk-metrics-0123456789"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with serve_aiohttp(echo.create_app()) as url:
+        yield url
+
+
+def proxied_world(upstream: str) -> s.Snapshot:
+    """Product "echo": route 4 for /anything, its own upstream otherwise."""
+    own = s.Upstream(url=upstream)
+    product = s.Product(
+        id=1, slug="echo", kind="rest_api", organization_id=1, public=True, version_id=1, version="1", upstream=own
+    )
+    return s.Snapshot(
+        version=1,
+        created_at=time.time(),
+        source_generation=1,
+        products=(product,),
+        plans=(s.Plan(id=1, product_id=1, name="Free", requests_per_minute=1000),),
+        apps=(s.App(id=7, organization_id=1, name="A"),),
+        keys=(s.Key(hash=keyed_hash(PEPPER, KEY), prefix="sk-metrics", app_id=7),),
+        subscriptions=(s.Subscription(id=11, app_id=7, product_id=1, plan_id=1),),
+        routes=(
+            s.Route(
+                id=4,
+                product_id=1,
+                match=s.RouteMatch(path_prefix="/anything"),
+                targets=(s.Target(id=1, name="main", upstream=own),),
+            ),
+        ),
+    )
+
+
+async def test_proxied_requests_show_up_in_the_metrics(tmp_path, upstream):
+    settings = WorkerSettings(
+        snapshot_dir=tmp_path / "snapshots",
+        worker_id="metrics-proxy-test",
+        poll_interval_s=3600,
+        heartbeat_interval_s=3600,
+        key_hash_pepper=PEPPER,
+    )
+    app = create_app(settings, route_registrars=[register_rest_proxy, register_metrics])
+    async with serve(app) as client:
+        app[HOLDER_KEY].swap(CompiledSnapshot.build(proxied_world(upstream), sha256="0" * 64))
+        auth = {"Authorization": f"Bearer {KEY}"}
+
+        routed = await client.post("/api/echo/anything/x", data=b"0123456789", headers=auth)
+        assert routed.status == 200
+        routed_body = await routed.read()
+        unrouted = await client.get("/api/echo/status/503", headers=auth)
+        assert unrouted.status == 503
+        unrouted_body = await unrouted.read()
+        unknown = await client.get("/api/no-such-product/anything", headers=auth)
+        assert unknown.status == 404
+        unknown_body = await unknown.read()
+
+        samples = await scrape(client)
+
+    routed_labels = {"protocol": "rest", "product": "echo", "route": "4"}
+    unrouted_labels = {"protocol": "rest", "product": "echo", "route": ""}
+    assert value(samples, "gateway_requests_total", **routed_labels, status_class="2xx") == 1
+    assert value(samples, "gateway_requests_total", **unrouted_labels, status_class="5xx") == 1
+    assert value(samples, "gateway_requests_total", protocol="rest", product="", route="", status_class="4xx") == 1
+    assert len(series_of(samples, "gateway_requests_total")) == 3
+    assert value(samples, "gateway_request_duration_seconds_count", **routed_labels) == 1
+    assert value(samples, "gateway_upstream_duration_seconds_count", **routed_labels) == 1
+    assert value(samples, "gateway_upstream_duration_seconds_count", **unrouted_labels) == 1
+    assert value(samples, "gateway_upstream_errors_total", **unrouted_labels, kind="status_5xx") == 1
+    assert value(samples, "gateway_limiter_decisions_total", decision="allowed") == 2
+    assert value(samples, "gateway_request_bytes_total", direction="in") == 10
+    # Out: every body sent to a client, the gateway's own problem answers included.
+    sent = len(routed_body) + len(unrouted_body) + len(unknown_body)
+    assert value(samples, "gateway_request_bytes_total", direction="out") == sent
