@@ -1,0 +1,1 @@
+"""Gateway performance benchmarks: our worker against nginx, LiteLLM and Portkey (bench/README.md)."""
