@@ -209,6 +209,10 @@ REGISTRY_NAMESPACE = env_str("REGISTRY_NAMESPACE", "io.github.ai-open-platform")
 # --- Snapshots (control plane) ---------------------------------------------------------
 
 SNAPSHOT_DIR = env_path("SNAPSHOT_DIR", VAR_DIR / "snapshots")
+# Usage events from the gateway workers (docs/usage.md): the Redis stream with REDIS_URL,
+# else the spool folder the embedded worker writes to. Worker and portal read the same names.
+USAGE_STREAM_KEY = env_str("USAGE_STREAM_KEY", "gateway:usage")
+USAGE_SPOOL_DIR = env_path("USAGE_SPOOL_DIR", VAR_DIR / "usage")
 
 # --- Auth and accounts -----------------------------------------------------------------
 

@@ -3,10 +3,13 @@ whole supervised group stops on Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -38,6 +41,13 @@ def _wait_for(url: str, process: subprocess.Popen[str], *, deadline: float) -> N
         assert process.poll() is None, process.communicate()[0]
         assert time.monotonic() < deadline, f"{url} did not answer in time"
         time.sleep(0.5)
+
+
+def _usage_rows(database: Path, path: str) -> list[tuple[int, str]]:
+    with contextlib.closing(sqlite3.connect(database, timeout=5)) as connection:
+        return connection.execute(
+            "SELECT status, product_slug FROM consumers_usageevent WHERE path = ?", (path,)
+        ).fetchall()
 
 
 def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
@@ -74,6 +84,20 @@ def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
         _wait_for(f"http://127.0.0.1:{gateway_port}/readyz", process, deadline=time.monotonic() + 60)
         with urllib.request.urlopen(f"http://127.0.0.1:{gateway_port}/readyz", timeout=2) as response:
             assert json.loads(response.read())["snapshot_version"] >= 1
+        # The demo key reaches the echo upstream through the gateway, and the request's usage
+        # event travels worker → spool folder → `usage_ingest --follow` → the database.
+        key = re.search(r"^api-key\s+\S+\s+(\S+)$", credentials, re.MULTILINE)
+        assert key, credentials
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{gateway_port}/api/demo-echo/anything/make-run-check",
+            headers={"Authorization": f"Bearer {key[1]}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback URL built here)
+            assert response.status == 200
+        deadline = time.monotonic() + 30
+        while not _usage_rows(tmp_path / "var" / "platform.sqlite3", "/api/demo-echo/anything/make-run-check"):
+            assert time.monotonic() < deadline, "the usage event never reached the database"
+            time.sleep(0.5)
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         try:

@@ -3,11 +3,14 @@ deleted once its events are committed."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.test import TestCase
 from pytest_django.fixtures import SettingsWrapper
 
 from consumers.models import UsageEvent
@@ -81,3 +84,20 @@ def test_the_task_drains_the_spool_in_embedded_mode(
 
 def test_a_missing_spool_folder_is_nothing_to_do(tmp_path: Path) -> None:
     assert usage_ingest_spool(directory=tmp_path / "absent") == IngestResult()
+
+
+def test_the_usage_ingest_command_drains_the_spool(spool: Path, settings: SettingsWrapper) -> None:
+    settings.REDIS_URL = ""
+    ids = _spool(spool / "worker-1-0001.jsonl", 3)
+    out = io.StringIO()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        call_command("usage_ingest", stdout=out)
+    assert "3 inserted, 0 duplicates, 0 invalid" in out.getvalue()
+    assert sorted(UsageEvent.objects.values_list("event_id", flat=True)) == sorted(ids)
+    assert list(spool.iterdir()) == []
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "99999"])
+def test_the_usage_ingest_command_refuses_a_bad_interval(interval: str) -> None:
+    with pytest.raises(CommandError, match="--interval"):
+        call_command("usage_ingest", "--follow", "--interval", interval)

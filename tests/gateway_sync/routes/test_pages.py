@@ -225,7 +225,12 @@ def test_bad_targets_answer_400_with_the_reason_and_nothing_saved(staff, route, 
 def test_a_target_edit_keeps_the_secret_unless_cleared(staff, route, primary):
     client = client_for(staff)
     base = {"name": "primary", "upstream_url": primary.upstream_url, "weight": 100, "auth_header": "X-Key"}
-    assert client.post(f"/console/routes/{route.pk}/targets/{primary.pk}/", {**base, "secret": "upstream-secret-k1-never-shown"}).status_code == 302
+    assert (
+        client.post(
+            f"/console/routes/{route.pk}/targets/{primary.pk}/", {**base, "secret": "upstream-secret-k1-never-shown"}
+        ).status_code
+        == 302
+    )
     primary.refresh_from_db()
     stored = primary.secret_encrypted
     page = client.get(f"/console/routes/{route.pk}/").content.decode()
