@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 import uvloop
@@ -66,6 +67,9 @@ def main() -> int:
     except CannotListen as exc:
         log.error("worker %s %s", settings.worker_id, exc)
         return 1
+    # Stopped cleanly: a late signal (a supervisor's second one) must not turn that into a kill.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
     log.info("worker %s stopped", settings.worker_id)
     return 0
 

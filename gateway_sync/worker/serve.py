@@ -24,7 +24,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway_sync.worker.settings import WorkerSettings
 
@@ -105,7 +105,9 @@ async def track_requests(request: web.Request, handler: Handler) -> web.StreamRe
 
 async def close_connections_while_draining(request: web.Request, response: web.StreamResponse) -> None:
     if request.app[DRAIN_KEY].draining:
+        # aiohttp has written its Connection header already when this hook runs: set both.
         response.force_close()
+        response.headers[hdrs.CONNECTION] = "close"
 
 
 async def serve(app: web.Application, settings: WorkerSettings, *, reuse_port: bool = False) -> None:
@@ -152,6 +154,6 @@ async def serve(app: web.Application, settings: WorkerSettings, *, reuse_port: b
                 "%d requests still in flight after %.1f s: cancelled", drain.abandon(), settings.shutdown_timeout_s
             )
     finally:
+        # The signal handlers stay until the loop closes: a signal during the cleanup only
+        # cancels what is left (drain.abandon), it does not kill the process.
         await runner.cleanup()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)

@@ -122,3 +122,33 @@ def wait_for_version(
         if waiting:
             time.sleep(0.002)
     return time.perf_counter() - started
+
+
+def start_supervisor(
+    worker_id: str, env: dict[str, str], log_dir: Path, client: httpx.Client, *, workers: int = 2
+) -> WorkerProcess:
+    """``python -m gateway_sync.worker`` with ``GATEWAY_WORKERS=workers``, listening."""
+    return start_worker(worker_id, {"GATEWAY_WORKERS": str(workers)} | env, log_dir, client)
+
+
+def child_pids(supervisor: WorkerProcess) -> dict[str, list[int]]:
+    """Each child's worker id and the pids it ran as, in order, from the supervisor's log
+    (``worker <id> started (pid <pid>)``)."""
+    pids: dict[str, list[int]] = {}
+    for line in supervisor.log().splitlines():
+        if "gateway_sync.worker.processes: worker " in line and " started (pid " in line:
+            worker_id = line.split(": worker ", 1)[1].split(" ", 1)[0]
+            pids.setdefault(worker_id, []).append(int(line.rsplit("(pid ", 1)[1].rstrip(")")))
+    return pids
+
+
+def port_is_free(port: int) -> bool:
+    """True if a server could listen on 127.0.0.1:``port`` now (as aiohttp binds: with
+    SO_REUSEADDR, so connections left in TIME_WAIT do not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
