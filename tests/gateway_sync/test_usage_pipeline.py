@@ -11,10 +11,13 @@ without disturbing other tests.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 from django.test import override_settings
 
@@ -26,13 +29,26 @@ from tests.gateway_sync.fleet_scene import (
     CountingUpstream,
     fleet,
     rest_product,
-    send_all,
     serving,
     subscribed_consumer,
 )
 from tests.worker.private_redis import private_redis
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+
+def _get_all(urls: Sequence[str], headers: dict[str, str], *, concurrency: int = 20) -> list[httpx.Response]:
+    async def run() -> list[httpx.Response]:
+        gate = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
+
+            async def one(url: str) -> httpx.Response:
+                async with gate:
+                    return await client.get(url)
+
+            return list(await asyncio.gather(*(one(url) for url in urls)))
+
+    return asyncio.run(run())
 
 
 def _ingest(redis_url: str, capture: CaptureCallbacks) -> IngestResult:
@@ -66,7 +82,7 @@ def test_every_usage_event_reaches_postgresql_across_a_redis_restart(
         def phase(name: str, count: int, headers: dict[str, str], expected: int) -> None:
             paths = [f"/api/metered/anything/{name}-{number}" for number in range(count)]
             urls = [f"{workers[n % 2].url}{path}" for n, path in enumerate(paths)]
-            responses = send_all(urls, headers, concurrency=20)
+            responses = _get_all(urls, headers)
             assert [r.status_code for r in responses] == [expected] * count, responses[0].text
             sent.update((path, expected) for path in paths)
 
