@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -112,8 +113,10 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: WorkerSettings, count: int) -> None:
+    def __init__(self, settings: WorkerSettings, count: int, *, command: Sequence[str] = ()) -> None:
         self.settings = settings
+        # What a child runs (tests replace it); by default a worker.
+        self.command = list(command) or [sys.executable, "-m", "gateway_sync.worker"]
         self.children = [Child(number, f"{settings.worker_id}-{number}") for number in range(count)]
         self.signals: list[signal.Signals] = []
 
@@ -135,8 +138,7 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         env = dict(os.environ)
         env |= {"WORKER_ID": child.worker_id, "GATEWAY_WORKERS": "1", SUPERVISOR_PID_ENV: str(os.getpid())}
-        command = [sys.executable, "-m", "gateway_sync.worker"]
-        child.process = subprocess.Popen(command, env=env, process_group=0)  # noqa: S603 (our own interpreter)
+        child.process = subprocess.Popen(self.command, env=env, process_group=0)  # noqa: S603 (our own interpreter)
         child.started_at = time.monotonic()
         child.restart_at = None
         log.info("worker %s started (pid %d)", child.worker_id, child.process.pid)

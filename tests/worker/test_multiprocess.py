@@ -27,6 +27,8 @@ from aiohttp import web
 from demo_upstreams.inprocess import serve_aiohttp
 from gateway_sync.contract import schema as s
 from gateway_sync.worker.auth import keyed_hash
+from gateway_sync.worker.processes import FIRST_RESTART_DELAY_S, MAX_START_FAILURES, Supervisor
+from gateway_sync.worker.settings import WorkerSettings
 from tests.worker.processes import (
     ROOT,
     WorkerProcess,
@@ -290,3 +292,21 @@ def test_a_single_worker_drains_a_slow_request_and_says_so_on_readyz(upstream, h
     assert "single: SIGTERM: draining (1 requests in flight)" in worker.log()
     assert "worker single stopped" in worker.log()
     assert port_is_free(worker.port)
+
+
+def test_children_failing_at_start_make_the_supervisor_give_up(tmp_path, caplog):
+    settings = WorkerSettings(snapshot_dir=tmp_path, worker_id="doomed", poll_interval_s=1, port=free_port())
+    failing = [sys.executable, "-c", "raise SystemExit(3)"]
+    started = time.monotonic()
+    with caplog.at_level("INFO", logger="gateway_sync.worker.processes"):
+        assert Supervisor(settings, 2, command=failing).run() == 1
+    elapsed = time.monotonic() - started
+    # Restarted after 0.5 s, 1 s, 2 s: the delays grow, then it stops trying.
+    assert elapsed >= FIRST_RESTART_DELAY_S * (2 ** (MAX_START_FAILURES - 1) - 1)
+    assert elapsed < 15
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("doomed-0 started" in message for message in messages) == MAX_START_FAILURES
+    assert any("restarting in 2.0 s" in message for message in messages)
+    assert any(
+        f"the {MAX_START_FAILURES} time in a row soon after its start: giving up" in message for message in messages
+    )
