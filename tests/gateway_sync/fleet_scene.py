@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import h11
 import httpx
 from aiohttp import web
 from django.conf import settings
@@ -146,42 +149,91 @@ def fleet(
             yield workers, client
 
 
-def spread(workers: Sequence[WorkerProcess], count: int, path: str) -> list[str]:
-    """``count`` URLs of ``path``, alternating between the workers."""
-    return [f"{workers[i % len(workers)].url}{path}" for i in range(count)]
-
-
-async def _send_all(urls: Sequence[str], headers: dict[str, str], concurrency: int) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(timeout=30.0, limits=limits, headers=headers) as client:
-
-        async def one(url: str) -> httpx.Response:
-            async with gate:
-                response = await client.get(url)
-                await response.aread()
-                return response
-
-        return list(await asyncio.gather(*(one(url) for url in urls)))
-
-
-def send_all(urls: Sequence[str], headers: dict[str, str], *, concurrency: int) -> list[httpx.Response]:
-    """GET every URL, ``concurrency`` at a time, from one event loop; responses in order."""
-    return asyncio.run(_send_all(urls, headers, concurrency))
-
-
-def first_refusal(url: str, headers: dict[str, str], since: float, *, deadline_s: float) -> tuple[float, int]:
-    """Poll ``url`` until it answers 401; (seconds from ``since``, requests sent). Raises
-    if it still answers otherwise after ``deadline_s``."""
-    sent = 0
+def first_refusal(
+    url: str, headers: dict[str, str], revoked: threading.Event, since: list[float], *, deadline_s: float
+) -> tuple[float, int]:
+    """Warm a connection to ``url`` (the key still works), wait for ``revoked``, then poll
+    until ``url`` answers 401: (seconds from ``since[0]``, requests sent after it). Raises if
+    it still answers otherwise after ``deadline_s``."""
     with httpx.Client(timeout=2.0, headers=headers) as client:
+        assert client.get(url).status_code == 200, f"{url} refused the key before its revocation"
+        assert revoked.wait(timeout=deadline_s), "the key was never revoked"
+        sent = 0
         while True:
             status = client.get(url).status_code
             sent += 1
-            now = time.perf_counter()
+            seconds = time.perf_counter() - since[0]
             if status == 401:
-                return now - since, sent
+                return seconds, sent
             assert status == 200, f"{url} answered {status} while the key was being revoked"
-            if now - since > deadline_s:
+            if seconds > deadline_s:
                 raise AssertionError(f"{url} still accepted the revoked key after {deadline_s} s")
             time.sleep(0.002)  # a poll interval, not a wait for something to happen
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One response of a burst: which worker gave it, its status, headers and body."""
+
+    worker_url: str
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+async def _open(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    parts = urlsplit(url)
+    return await asyncio.open_connection(parts.hostname, parts.port)
+
+
+async def _answer(url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Answer:
+    connection = h11.Connection(our_role=h11.CLIENT)
+    response: h11.Response | None = None
+    body = bytearray()
+    try:
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                connection.receive_data(await reader.read(65536))
+            elif isinstance(event, h11.Response):
+                response = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+    finally:
+        writer.close()
+    assert response is not None
+    headers = {name.decode().lower(): value.decode() for name, value in response.headers}
+    return Answer(url, response.status_code, headers, bytes(body))
+
+
+async def _burst(urls: Sequence[str], path: str, headers: dict[str, str], open_at_once: int) -> list[Answer]:
+    # Connections first, in waves: a worker listens with aiohttp's default backlog of 128,
+    # and hundreds of simultaneous connects would wait out SYN retransmissions (1 s, 3 s).
+    streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    for start in range(0, len(urls), open_at_once):
+        streams += await asyncio.gather(*(_open(url) for url in urls[start : start + open_at_once]))
+    # Then every request at once, before any response is read.
+    for url, (_reader, writer) in zip(urls, streams, strict=True):
+        request = h11.Connection(our_role=h11.CLIENT)
+        host = urlsplit(url).netloc
+        fields = [("Host", host), ("Connection", "close"), *headers.items()]
+        writer.write(request.send(h11.Request(method="GET", target=path, headers=fields)) or b"")
+        writer.write(request.send(h11.EndOfMessage()) or b"")
+    await asyncio.gather(*(writer.drain() for _reader, writer in streams))
+    return list(
+        await asyncio.gather(
+            *(_answer(url, reader, writer) for url, (reader, writer) in zip(urls, streams, strict=True))
+        )
+    )
+
+
+def burst(
+    worker_urls: Sequence[str], path: str, headers: dict[str, str], *, count: int, open_at_once: int = 50
+) -> list[Answer]:
+    """``count`` GETs of ``path``, alternating between the workers, all in flight at once:
+    one connection each, opened beforehand, every request written before any answer is
+    read. Answers in order."""
+    urls = [worker_urls[i % len(worker_urls)] for i in range(count)]
+    return asyncio.run(_burst(urls, path, headers, open_at_once))
