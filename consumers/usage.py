@@ -29,8 +29,9 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 
+from consumers.models import ApiKey
 from consumers.models_usage import UsageEvent
 from gateway_sync.contract import usage as contract
 
@@ -123,7 +124,21 @@ def usage_ingest(*, events: Iterable[bytes | str | contract.UsageEvent]) -> Inge
         stored = set(UsageEvent.objects.filter(event_id__in=list(rows)).values_list("event_id", flat=True))
         new = [row for event_id, row in rows.items() if event_id not in stored]
         UsageEvent.objects.bulk_create(new, batch_size=1_000, ignore_conflicts=True)
+        _keys_mark_used(new)
     return IngestResult(inserted=len(new), duplicates=duplicates + len(stored), invalid=invalid)
+
+
+def _keys_mark_used(rows: Sequence[UsageEvent]) -> None:
+    """Each key's ``last_used_at``: the latest request it authenticated (one UPDATE per
+    key in the batch, never moving the time backwards)."""
+    latest: dict[str, datetime] = {}
+    for row in rows:
+        if row.key_prefix and row.app_id is not None:
+            latest[row.key_prefix] = max(row.at, latest.get(row.key_prefix, row.at))
+    for prefix, at in latest.items():
+        ApiKey.objects.filter(prefix=prefix).filter(
+            models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=at)
+        ).update(last_used_at=at)
 
 
 # --- Redis stream -------------------------------------------------------------------------

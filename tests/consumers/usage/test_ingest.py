@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
+from consumers import services
 from consumers.models import UsageEvent
 from consumers.usage import IngestResult, usage_ingest
 from gateway_sync.contract.usage import encode_event
@@ -48,3 +50,23 @@ def test_every_field_is_stored() -> None:
 
 def test_events_of_a_deleted_app_are_still_ingested() -> None:
     assert usage_ingest(events=[make_event(app_id=999_999, product_id=888_888)]).inserted == 1
+
+
+def test_ingestion_records_when_each_key_was_last_used(owner, app) -> None:
+    key, _plaintext = services.api_key_create(actor=owner, app=app, name="ci")
+    other, _ = services.api_key_create(actor=owner, app=app, name="unused")
+    now = time.time()
+
+    def event(at: float, **fields):
+        return make_event(app_id=app.id, key_prefix=key.prefix, at=at, **fields)
+
+    usage_ingest(events=[event(now - 60), event(now - 5), event(now - 30)])
+    key.refresh_from_db()
+    assert key.last_used_at == dt.datetime.fromtimestamp(now - 5, tz=dt.UTC)
+    usage_ingest(events=[event(now - 3600)])  # an older event, ingested late
+    key.refresh_from_db()
+    assert key.last_used_at == dt.datetime.fromtimestamp(now - 5, tz=dt.UTC)
+    # A refused request (no app) carries no key: it does not count as a use.
+    usage_ingest(events=[make_event(app_id=None, key_prefix=other.prefix, at=now)])
+    other.refresh_from_db()
+    assert other.last_used_at is None
