@@ -45,6 +45,7 @@ pytestmark = pytest.mark.slow
 PEPPER = "pepper:multiprocess-test"
 GOOD = "sk-good-multiprocess-0123456789"
 SLOW_S = 1.0
+STREAM_LINES = 5
 
 
 class SlowUpstream:
@@ -57,12 +58,24 @@ class SlowUpstream:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/slow", self.slow)
+        app.router.add_get("/stream", self.stream)
         return app
 
     async def slow(self, request: web.Request) -> web.Response:
         self.arrived.set()
         await asyncio.sleep(SLOW_S)
         return web.json_response({"slept": SLOW_S})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """STREAM_LINES lines over SLOW_S seconds, one write each."""
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        for number in range(STREAM_LINES):
+            await response.write(b'{"line": %d}\n' % number)
+            self.arrived.set()
+            await asyncio.sleep(SLOW_S / STREAM_LINES)
+        await response.write_eof()
+        return response
 
 
 @pytest.fixture
@@ -310,3 +323,60 @@ def test_children_failing_at_start_make_the_supervisor_give_up(tmp_path, caplog)
     assert any(
         f"the {MAX_START_FAILURES} time in a row soon after its start: giving up" in message for message in messages
     )
+
+
+def test_a_worker_lets_a_streamed_response_finish_before_it_stops(upstream, http, tmp_path):
+    slow, url = upstream
+    snapshot_dir = tmp_path / "var" / "snapshots"
+    FolderPublisher(snapshot_dir).publish(world(1, url))
+    env = {"SNAPSHOT_DIR": str(snapshot_dir), "KEY_HASH_PEPPER": PEPPER, "GATEWAY_WORKERS": "1"}
+    worker = start_worker("streamer", env, tmp_path, http)
+
+    def streamed() -> tuple[int, list[str]]:
+        with (
+            httpx.Client(timeout=10) as client,
+            client.stream(
+                "GET", f"{worker.url}/api/slow/stream", headers={"Authorization": f"Bearer {GOOD}"}
+            ) as response,
+        ):
+            return response.status_code, list(response.iter_lines())
+
+    try:
+        eventually(lambda: worker.readyz(http)[0] == 200, what="ready")
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(streamed)
+            assert slow.arrived.wait(10), worker.log()  # the stream has started
+            worker.process.send_signal(signal.SIGTERM)
+            status, lines = pending.result(timeout=10)
+        assert status == 200
+        assert lines == [f'{{"line": {number}}}' for number in range(STREAM_LINES)]
+        assert stopped(worker) == 0, worker.log()
+    finally:
+        if worker.process.poll() is None:
+            worker.stop()
+    assert "streamer: SIGTERM: draining (1 requests in flight)" in worker.log()
+
+
+def test_a_second_sigterm_cancels_the_requests_in_flight(upstream, http, tmp_path):
+    slow, url = upstream
+    snapshot_dir = tmp_path / "var" / "snapshots"
+    FolderPublisher(snapshot_dir).publish(world(1, url))
+    env = {"SNAPSHOT_DIR": str(snapshot_dir), "KEY_HASH_PEPPER": PEPPER, "GATEWAY_SHUTDOWN_TIMEOUT_S": "60"}
+    worker = start_worker("hasty", {"GATEWAY_WORKERS": "1"} | env, tmp_path, http)
+    try:
+        eventually(lambda: worker.readyz(http)[0] == 200, what="ready")
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(slow_request, worker)
+            assert slow.arrived.wait(10), worker.log()
+            worker.process.send_signal(signal.SIGTERM)
+            eventually(lambda: "draining (1 requests in flight)" in worker.log(), what="draining")
+            worker.process.send_signal(signal.SIGTERM)
+            assert stopped(worker) == 0, worker.log()
+            # Cut off before the upstream's answer (a drained request would get its 200).
+            with pytest.raises(httpx.TransportError):
+                pending.result(timeout=10)
+    finally:
+        if worker.process.poll() is None:
+            worker.stop()
+    assert "hasty: SIGTERM again: cancelling 1 requests in flight" in worker.log()
+    assert "worker hasty stopped" in worker.log()
