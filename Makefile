@@ -50,13 +50,19 @@ e2e: install services
 test: lint typecheck unit e2e
 
 # Benchmarks are kept out of `make test`; each writes its results to bench/results/.
-bench: bench-contract bench-snapshot
+bench: bench-contract bench-snapshot bench-gateway
 
 bench-contract: install
 	$(BIN)/python bench/contract_codecs.py
 
 bench-snapshot: install services
 	$(BIN)/python bench/snapshot_scale.py
+
+# Our worker against nginx, LiteLLM and Portkey in front of one mock upstream (bench/README.md).
+.PHONY: bench-gateway
+bench-gateway: install services
+	bash bench/gateway/install.sh
+	$(BIN)/python -m bench.gateway.rest $(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS))
 
 clean:
 	rm -rf $(VENV) var/static .mypy_cache .ruff_cache .pytest_cache
