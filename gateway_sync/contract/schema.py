@@ -113,6 +113,11 @@ class Key(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
     expires_at: float | None = None
     # Empty: every product the app subscribes to.
     product_ids: tuple[int, ...] = ()
+    # The key's own request quotas, across every product it calls (None: only the plans').
+    requests_per_second: int | None = None
+    requests_per_minute: int | None = None
+    requests_per_day: int | None = None
+    requests_per_month: int | None = None
 
 
 class Subscription(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, gc=False):

@@ -36,6 +36,7 @@ way the outage is logged once, its end once, and Redis is retried at most every
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -44,13 +45,13 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import redis.asyncio
 from redis.exceptions import NoScriptError, RedisError
 
-from gateway_sync.contract.schema import Plan, SafetyLimits
-from gateway_sync.worker.limits_lua import LIMIT_SCRIPT
+from gateway_sync.contract.schema import Key, Plan, SafetyLimits
+from gateway_sync.worker.limits_lua import LIMIT_SCRIPT, REFUND_SCRIPT
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,18 @@ class Decision:
     degraded: bool = False
     # Every window checked, for the RateLimit-Policy header.
     policies: tuple[Limit, ...] = ()
+    # What ``refund`` needs to give an admitted check back: its cost, its token (the Redis
+    # log members' prefix) and its time (Redis's clock in ms, or the local clock in s).
+    cost: int = 1
+    token: str = ""
+    at: float = 0.0
 
 
 class RequestLimiter(Protocol):
     async def check(self, *, scope: str, limits: Sequence[Limit], cost: int = 1) -> Decision: ...
+
+    async def refund(self, *, scope: str, decision: Decision) -> None:
+        """Give back what an admitted ``check`` consumed (a later check refused the request)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +196,14 @@ class _Log:
         self.count += cost
         return _WindowResult(max(limit.max_requests - self.count, 0), reset, None)
 
+    def give_back(self, at: float, limit: Limit, cost: int) -> None:
+        # The entry is recent: look for it from the newest end.
+        for index in range(len(self.entries) - 1, -1, -1):
+            if self.entries[index] == (at, cost):
+                del self.entries[index]
+                self.count -= cost
+                return
+
 
 class _Fixed:
     __slots__ = ("count", "index")
@@ -209,6 +226,10 @@ class _Fixed:
         self.count += cost
         reset = (self.index + 1) * limit.window_s - now
         return _WindowResult(max(limit.max_requests - self.count, 0), reset, None)
+
+    def give_back(self, at: float, limit: Limit, cost: int) -> None:
+        if math.floor(at / limit.window_s) == self.index:  # not restarted since
+            self.count = max(self.count - cost, 0)
 
 
 class _Scope:
@@ -264,7 +285,21 @@ class MemoryLimiter:
             results = [window.consume(now, limit, cost) for window, limit in zip(windows, limits, strict=True)]
             longest = max((limit.window_s for limit in limits), default=0)
             state.expires = max(state.expires, now + longest)
-        return _decide(limits, results, allowed, degraded=degraded)
+        return dataclasses.replace(_decide(limits, results, allowed, degraded=degraded), cost=cost, at=now)
+
+    async def refund(self, *, scope: str, decision: Decision) -> None:
+        self.refund_now(scope=scope, decision=decision)
+
+    def refund_now(self, *, scope: str, decision: Decision) -> None:
+        if not decision.allowed:
+            return
+        state = self._scopes.get(scope)
+        if state is None:
+            return
+        for limit in decision.policies:
+            window = state.windows.get((limit.name, limit.window_s))
+            if window is not None:
+                window.give_back(decision.at, limit, decision.cost)
 
     def _evict_idle(self, now: float) -> None:
         # Least recently used first: stop at the first scope still holding usage. A fixed
@@ -323,6 +358,7 @@ class RedisLimiter:
         self.fallback = fallback if fallback is not None else MemoryLimiter()
         self.probe_interval_s = probe_interval_s
         self._sha = hashlib.sha1(LIMIT_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+        self._refund_sha = hashlib.sha1(REFUND_SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._down_since: float | None = None
         self._next_probe = 0.0
 
@@ -338,26 +374,46 @@ class RedisLimiter:
         if self._down_since is not None and time.monotonic() < self._next_probe:
             return self._without_redis(scope, limits, cost)
         try:
-            reply = await self._run(scope, limits, cost)
+            reply, token = await self._run(scope, limits, cost)
         except (RedisError, OSError, TimeoutError) as exc:
             self._outage(exc)
             return self._without_redis(scope, limits, cost)
         if self._down_since is not None:
             log.warning("rate limiter: Redis is back after %.1f s", time.monotonic() - self._down_since)
             self._down_since = None
-        return self._parse(limits, reply)
+        return dataclasses.replace(self._parse(limits, reply[:-1]), cost=cost, token=token, at=reply[-1])
 
-    async def _run(self, scope: str, limits: Sequence[Limit], cost: int) -> list[int]:
+    async def _run(self, scope: str, limits: Sequence[Limit], cost: int) -> tuple[list[int], str]:
         keys = [redis_key(scope, limit) for limit in limits]
-        args: list[int | str] = [cost, uuid.uuid4().hex]
+        token = uuid.uuid4().hex
+        args: list[int | str] = [cost, token]
         for limit in limits:
             args += [limit.window_s * 1000, limit.max_requests, 0 if limit.sliding else 1]
+        reply = await self._eval(self._sha, LIMIT_SCRIPT, keys, args)
+        return [int(value) for value in reply], token
+
+    async def _eval(self, sha: str, script: str, keys: Sequence[str], args: Sequence[int | str | float]) -> Any:
         try:
-            reply = await self.client.evalsha(self._sha, len(keys), *keys, *args)
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
         except NoScriptError:
-            await self.client.script_load(LIMIT_SCRIPT)
-            reply = await self.client.evalsha(self._sha, len(keys), *keys, *args)
-        return [int(value) for value in reply]
+            await self.client.script_load(script)
+            return await self.client.evalsha(sha, len(keys), *keys, *args)
+
+    async def refund(self, *, scope: str, decision: Decision) -> None:
+        """Best effort: if Redis fails now, the request keeps its unit (logged)."""
+        if not decision.allowed or not decision.policies:
+            return
+        if decision.degraded:
+            self.fallback.refund_now(scope=scope, decision=decision)
+            return
+        keys = [redis_key(scope, limit) for limit in decision.policies]
+        args: list[int | str | float] = [decision.cost, decision.token, int(decision.at)]
+        for limit in decision.policies:
+            args += [limit.window_s * 1000, 0 if limit.sliding else 1]
+        try:
+            await self._eval(self._refund_sha, REFUND_SCRIPT, keys, args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("rate limiter: could not give back a unit of %s: %r", scope, exc)
 
     @staticmethod
     def _parse(limits: Sequence[Limit], reply: Sequence[int]) -> Decision:
@@ -417,18 +473,33 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
-def limits_for_plan(plan: Plan) -> list[Limit]:
-    """The plan's request quotas, shortest window first (unset ones skipped)."""
+def request_quotas(
+    per_second: int | None, per_minute: int | None, per_day: int | None = None, per_month: int | None = None
+) -> list[Limit]:
+    """Request quotas, shortest window first (unset ones skipped)."""
     pairs = (
-        ("second", SECOND_S, plan.requests_per_second),
-        ("minute", MINUTE_S, plan.requests_per_minute),
-        ("day", DAY_S, plan.requests_per_day),
-        ("month", MONTH_S, plan.requests_per_month),
+        ("second", SECOND_S, per_second),
+        ("minute", MINUTE_S, per_minute),
+        ("day", DAY_S, per_day),
+        ("month", MONTH_S, per_month),
     )
     return [Limit(window_s=window, max_requests=value, name=name) for name, window, value in pairs if value is not None]
 
 
+def limits_for_plan(plan: Plan) -> list[Limit]:
+    """The plan's request quotas, per subscription."""
+    return request_quotas(
+        plan.requests_per_second, plan.requests_per_minute, plan.requests_per_day, plan.requests_per_month
+    )
+
+
+def limits_for_key(key: Key) -> list[Limit]:
+    """The key's own request quotas, across every product it calls."""
+    return request_quotas(
+        key.requests_per_second, key.requests_per_minute, key.requests_per_day, key.requests_per_month
+    )
+
+
 def limits_for_route(limits: SafetyLimits) -> list[Limit]:
-    """A route's safety limits (``route.limits``), shortest window first."""
-    pairs = (("second", SECOND_S, limits.requests_per_second), ("minute", MINUTE_S, limits.requests_per_minute))
-    return [Limit(window_s=window, max_requests=value, name=name) for name, window, value in pairs if value is not None]
+    """A route's safety limits (``route.limits``), for all its callers together."""
+    return request_quotas(limits.requests_per_second, limits.requests_per_minute)

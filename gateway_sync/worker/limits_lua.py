@@ -14,7 +14,7 @@ ARGV[3 + 3*(i-1) ..]  per window: window in ms, max requests, mode (0 = sliding 
 The clock is Redis's ``TIME``, never the caller's, so workers on machines whose clocks
 disagree still share one timeline.
 
-Returns ``{allowed, remaining_1, reset_ms_1, retry_ms_1, remaining_2, ...}`` where
+Returns ``{allowed, remaining_1, reset_ms_1, retry_ms_1, remaining_2, ..., now_ms}`` where
 ``remaining`` is after this call, ``reset_ms`` is when the window next frees a unit (log) or
 restarts (fixed), and ``retry_ms`` is -1 when the window has room, -2 when ``cost`` exceeds
 its limit (never admissible), else how long until ``cost`` units fit.
@@ -110,5 +110,35 @@ for i = 1, n do
   out[#out + 1] = resets[i]
   out[#out + 1] = retries[i]
 end
+out[#out + 1] = now
 return out
+"""
+
+# Gives back what one admitted LIMIT_SCRIPT call consumed, when a later check of the same
+# request refused it (a request refused anywhere must not spend quota anywhere).
+# KEYS as for LIMIT_SCRIPT; ARGV[1] cost, ARGV[2] the call's token, ARGV[3] the call's
+# time in ms (from its reply); then per window: window in ms, mode. A fixed window is
+# given back only if it has not restarted since.
+REFUND_SCRIPT = r"""
+local cost = tonumber(ARGV[1])
+local token = ARGV[2]
+local at = tonumber(ARGV[3])
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local window = tonumber(ARGV[4 + 2 * (i - 1)])
+  local mode = tonumber(ARGV[5 + 2 * (i - 1)])
+  if mode == 0 then
+    for j = 1, cost do
+      redis.call('ZREM', key, token .. ':' .. j)
+    end
+  else
+    local stored = redis.call('HMGET', key, 'w', 'n')
+    if stored[1] and tonumber(stored[1]) == math.floor(at / window) then
+      local left = tonumber(stored[2]) - cost
+      if left < 0 then left = 0 end
+      redis.call('HSET', key, 'n', left)
+    end
+  end
+end
+return 1
 """

@@ -36,6 +36,7 @@ from gateway_sync.worker.limits import (
     RedisLimiter,
     RequestLimiter,
     limiter_redis_client,
+    limits_for_key,
     limits_for_plan,
     limits_for_route,
     rate_limit_headers,
@@ -429,18 +430,30 @@ async def _deliver(
 async def _check_limits(
     proxy: RestProxy, caller: Caller, route: Route | None, record: RequestRecord
 ) -> dict[str, str] | web.Response:
-    decision = await proxy.limiter.check(scope=f"sub:{caller.subscription.id}", limits=limits_for_plan(caller.plan))
-    _note_decision(record, decision)
-    headers = rate_limit_headers(decision) if decision.policies else {}
-    if not decision.allowed:
-        return _too_many(headers, degraded=decision.degraded)
+    """The subscription's plan quotas, the key's own, then the route's safety limits. A
+    request refused by one gets back what the earlier ones consumed: refused requests
+    spend no quota anywhere."""
+    checks = [(f"sub:{caller.subscription.id}", limits_for_plan(caller.plan))]
+    key_limits = limits_for_key(caller.key)
+    if key_limits:
+        checks.append((f"key:{caller.key.prefix}", key_limits))
     if route is not None:
         route_limits = limits_for_route(route.limits)
         if route_limits:
-            route_decision = await proxy.limiter.check(scope=f"route:{route.id}", limits=route_limits)
-            _note_decision(record, route_decision)
-            if not route_decision.allowed:
-                return _too_many({**headers, **rate_limit_headers(route_decision)}, degraded=route_decision.degraded)
+            checks.append((f"route:{route.id}", route_limits))
+    admitted: list[tuple[str, Decision]] = []
+    headers: dict[str, str] = {}
+    for scope, limits in checks:
+        decision = await proxy.limiter.check(scope=scope, limits=limits)
+        _note_decision(record, decision)
+        if not decision.allowed:
+            for earlier_scope, earlier in admitted:
+                await proxy.limiter.refund(scope=earlier_scope, decision=earlier)
+            return _too_many({**headers, **rate_limit_headers(decision)}, degraded=decision.degraded)
+        if decision.policies:
+            admitted.append((scope, decision))
+            if not headers:  # the plan's quota is the one reported while nothing refuses
+                headers = rate_limit_headers(decision)
     return headers
 
 

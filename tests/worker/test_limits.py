@@ -7,13 +7,14 @@ import asyncio
 
 import pytest
 
-from gateway_sync.contract.schema import Plan, SafetyLimits
+from gateway_sync.contract.schema import Key, Plan, SafetyLimits
 from gateway_sync.worker.limits import (
     DAY_S,
     MONTH_S,
     Decision,
     Limit,
     MemoryLimiter,
+    limits_for_key,
     limits_for_plan,
     limits_for_route,
     rate_limit_headers,
@@ -221,3 +222,36 @@ def test_keys_share_a_hash_tag_per_scope():
 def test_bad_limits_are_refused():
     with pytest.raises(ValueError, match="bad limit"):
         Limit(window_s=0, max_requests=1, name="zero")
+
+
+def test_limits_for_key():
+    key = Key(hash="h", prefix="sk-a", app_id=1, requests_per_minute=30, requests_per_month=9000)
+    assert limits_for_key(key) == [
+        Limit(window_s=60, max_requests=30, name="minute"),
+        Limit(window_s=MONTH_S, max_requests=9000, name="month"),
+    ]
+    assert limits_for_key(Key(hash="h", prefix="sk-a", app_id=1)) == []
+
+
+async def test_a_refund_gives_back_what_a_check_consumed_in_every_window(limiter, clock):
+    both = [MINUTE, DAY]
+    first = await limiter.check(scope="s", limits=both, cost=3)
+    kept = await limiter.check(scope="s", limits=both)
+    clock.now += 1
+    await limiter.refund(scope="s", decision=first)
+    after = await limiter.check(scope="s", limits=both)
+    assert (first.remaining, kept.remaining, after.remaining) == (97, 96, 98)
+
+
+async def test_a_refund_of_a_refused_check_or_a_restarted_window_changes_nothing(limiter, clock):
+    tiny = Limit(window_s=DAY_S, max_requests=1, name="day")
+    clock.now = DAY_S * 100 - 1  # one second before the day ends
+    admitted = await limiter.check(scope="s", limits=[tiny])
+    refused = await limiter.check(scope="s", limits=[tiny])
+    assert (admitted.allowed, refused.allowed) == (True, False)
+    await limiter.refund(scope="s", decision=refused)
+    assert not (await limiter.check(scope="s", limits=[tiny])).allowed
+    clock.now += 2  # a new day: the old day's unit is not the new day's to give back
+    assert (await limiter.check(scope="s", limits=[tiny])).allowed
+    await limiter.refund(scope="s", decision=admitted)
+    assert not (await limiter.check(scope="s", limits=[tiny])).allowed

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -101,13 +100,19 @@ _WORKER_SCRIPT = textwrap.dedent(
     import asyncio, sys, time
     from gateway_sync.worker.limits import Limit, RedisLimiter, limiter_redis_client
 
-    async def main(url, scope, start_at):
+    async def main(url, scope):
         clients = [limiter_redis_client(url, timeout_s=5.0) for _ in range(3)]
         limiters = [RedisLimiter(c, fail_mode="closed") for c in clients]
         limit = Limit(window_s=60, max_requests=100, name="minute")
         # Open the connections and load the script first, so both processes start warm.
         await asyncio.gather(*(limiters[n % 3].check(scope=scope + ":warm", limits=[limit]) for n in range(60)))
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+        # A barrier in Redis: both fire once both are warm, however slow either start was.
+        await clients[0].incr(scope + ":ready")
+        await clients[0].expire(scope + ":ready", 60)
+        deadline = time.monotonic() + 30
+        while int(await clients[0].get(scope + ":ready")) < 2:
+            assert time.monotonic() < deadline, "the other process never got ready"
+            await asyncio.sleep(0.001)
 
         async def one(n):
             await asyncio.sleep(n * 0.001)  # 300 concurrent checks spread over 0.3 s
@@ -119,16 +124,15 @@ _WORKER_SCRIPT = textwrap.dedent(
         assert not any(d.degraded for d in decisions)
         print(sum(d.allowed for d in decisions))
 
-    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
     """
 )
 
 
 async def test_two_processes_sharing_a_scope_admit_exactly_100_in_total(redis_url, scope):
-    start_at = str(time.time() + 1.5)  # both fire together once their imports are done
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER_SCRIPT, redis_url, scope, start_at],
+            [sys.executable, "-c", _WORKER_SCRIPT, redis_url, scope],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -263,3 +267,28 @@ async def test_recovery_when_redis_comes_back(redis_url, scope, fail_mode, caplo
     messages = [r.message for r in caplog.records]
     assert len([m for m in messages if "unreachable" in m]) == 1
     assert len([m for m in messages if m.startswith("rate limiter: Redis is back")]) == 1
+
+
+async def test_a_refund_gives_back_the_units_of_an_admitted_check_in_redis(limiter, scope):
+    day = Limit(window_s=86_400, max_requests=1000, name="day")
+    both = [MINUTE, day]  # a sliding log and a fixed window
+    first = await limiter.check(scope=scope, limits=both, cost=3)
+    kept = await limiter.check(scope=scope, limits=both)
+    await limiter.refund(scope=scope, decision=first)
+    after = await limiter.check(scope=scope, limits=both)
+    assert (first.remaining, kept.remaining, after.remaining) == (97, 96, 98)
+    refused = await limiter.check(scope=scope, limits=[Limit(window_s=60, max_requests=0, name="minute")])
+    await limiter.refund(scope=scope, decision=refused)  # nothing to give back
+    assert (await limiter.check(scope=scope, limits=both)).remaining == 97
+
+
+async def test_a_refund_while_redis_is_down_goes_to_the_fallback(scope):
+    client = limiter_redis_client(f"redis://127.0.0.1:{_free_port()}/0", timeout_s=0.2)
+    limiter = RedisLimiter(client, fail_mode="open")
+    try:
+        first = await limiter.check(scope=scope, limits=[MINUTE])
+        assert first.degraded
+        await limiter.refund(scope=scope, decision=first)
+        assert (await limiter.check(scope=scope, limits=[MINUTE])).remaining == 99
+    finally:
+        await client.aclose()
