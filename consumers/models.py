@@ -18,6 +18,32 @@ from marketplace.models import Product, ProductVersion
 
 no_nul = ProhibitNullCharactersValidator()
 
+# The request windows, shortest first: plans and keys limit the same ones.
+REQUEST_WINDOWS = ("requests_per_second", "requests_per_minute", "requests_per_day", "requests_per_month")
+
+
+def limit_field() -> models.PositiveIntegerField[int | None, int | None]:
+    """A request limit: empty is unlimited, 0 is refused (a limit of nothing is a revocation)."""
+    return models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+
+
+def window_contradictions(instance: models.Model, windows: tuple[str, ...]) -> dict[str, str]:
+    """The limits of ``instance`` that contradict a shorter window's (a longer window
+    cannot allow less than a shorter one), by field; empty when they agree. Plans and
+    keys share this rule."""
+    errors: dict[str, str] = {}
+    previous: tuple[str, int] | None = None
+    for field in windows:
+        value = getattr(instance, field)
+        if value is None:
+            continue
+        if previous is not None and value < previous[1]:
+            longer = field.replace("_", " ")
+            shorter = previous[0].replace("_", " ")
+            errors[field] = f"The {longer} limit ({value}) is below the {shorter} limit ({previous[1]})."
+        previous = (field, value)
+    return errors
+
 
 class ConsumerApp(models.Model):
     class Environment(models.TextChoices):
@@ -48,6 +74,8 @@ class ApiKey(models.Model):
 
     ``products`` limits the key to some of the app's subscribed products (empty: all).
     A rotated key keeps working until its ``expires_at``, the end of the overlap window.
+    The request limits are the key's own quotas, counted across every product it calls,
+    on top of each subscription's plan (empty: only the plans limit it).
     """
 
     app = models.ForeignKey(ConsumerApp, on_delete=models.CASCADE, related_name="keys")
@@ -67,12 +95,33 @@ class ApiKey(models.Model):
     )
     # Set once the expiry has been published to the gateway (see api_keys_expire).
     expiry_published = models.BooleanField(default=False)
+    requests_per_second = limit_field()
+    requests_per_minute = limit_field()
+    requests_per_day = limit_field()
+    requests_per_month = limit_field()
+
+    REQUEST_WINDOWS = REQUEST_WINDOWS
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def clean(self) -> None:
+        """Refuse contradictory quotas, by the plans' rule."""
+        super().clean()
+        errors = window_contradictions(self, self.REQUEST_WINDOWS)
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def limits(self) -> dict[str, int | None]:
+        return {field: getattr(self, field) for field in self.REQUEST_WINDOWS}
+
+    @property
+    def has_limits(self) -> bool:
+        return any(value is not None for value in self.limits.values())
 
     @property
     def status(self) -> str:
@@ -102,10 +151,10 @@ class Plan(models.Model):
     name = models.CharField(max_length=60, validators=[no_nul])
     price_label = models.CharField(max_length=60, default="Free", validators=[no_nul])
     description = models.TextField(blank=True, max_length=2_000, validators=[MaxLengthValidator(2_000), no_nul])
-    requests_per_second = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    requests_per_minute = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    requests_per_day = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
-    requests_per_month = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    requests_per_second = limit_field()
+    requests_per_minute = limit_field()
+    requests_per_day = limit_field()
+    requests_per_month = limit_field()
     tokens_per_minute = models.PositiveBigIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     tokens_per_month = models.PositiveBigIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
@@ -121,7 +170,7 @@ class Plan(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    REQUEST_WINDOWS = ("requests_per_second", "requests_per_minute", "requests_per_day", "requests_per_month")
+    REQUEST_WINDOWS = REQUEST_WINDOWS
     TOKEN_WINDOWS = ("tokens_per_minute", "tokens_per_day", "tokens_per_month")
 
     class Meta:
@@ -139,18 +188,7 @@ class Plan(models.Model):
     def clean(self) -> None:
         """Refuse contradictory limits: a longer window cannot allow less than a shorter one."""
         super().clean()
-        errors: dict[str, str] = {}
-        for windows in (self.REQUEST_WINDOWS, self.TOKEN_WINDOWS):
-            previous: tuple[str, int] | None = None
-            for field in windows:
-                value = getattr(self, field)
-                if value is None:
-                    continue
-                if previous is not None and value < previous[1]:
-                    longer = field.replace("_", " ")
-                    shorter = previous[0].replace("_", " ")
-                    errors[field] = f"The {longer} limit ({value}) is below the {shorter} limit ({previous[1]})."
-                previous = (field, value)
+        errors = window_contradictions(self, self.REQUEST_WINDOWS) | window_contradictions(self, self.TOKEN_WINDOWS)
         if self.version_id is not None and self.version is not None and self.version.product_id != self.product_id:
             errors["version"] = "The version must belong to the plan's product."
         if errors:

@@ -4,7 +4,7 @@ What reaches a snapshot:
 - products with a live (published or deprecated) version, each with its latest live
   version's upstream, models and tools;
 - their plans; approved, unexpired subscriptions of apps to them; those apps;
-- the apps' usable keys (not revoked, not past their expiry), by hash;
+- the apps' usable keys (not revoked, not past their expiry), by hash, with their quotas;
 - traffic governance (see "Routes and guardrails" below): the enabled routes of those
   products that have a target to send to, and the enabled guardrail policies that
   something in the snapshot names, with each product's, plan's and route's policy ids.
@@ -194,12 +194,24 @@ def compile_snapshot(*, version: int, source_generation: int) -> s.Snapshot:
     for key_id, product_id in scope_rows.values_list("apikey_id", "product_id"):
         scopes[key_id].append(product_id)
     keys = []
-    key_rows = usable_keys.order_by("pk").values_list("pk", "key_hash", "prefix", "app_id", "expires_at")  # 8
-    for key_id, key_hash, prefix, app_id, expires_at in key_rows:
+    key_rows = usable_keys.order_by("pk").values_list(
+        "pk", "key_hash", "prefix", "app_id", "expires_at", *ApiKey.REQUEST_WINDOWS
+    )  # 8
+    for key_id, key_hash, prefix, app_id, expires_at, per_second, per_minute, per_day, per_month in key_rows:
         scope = _scope(scopes.get(key_id, []), latest)
         if scope is not None:
             keys.append(
-                s.Key(hash=key_hash, prefix=prefix, app_id=app_id, expires_at=_epoch(expires_at), product_ids=scope)
+                s.Key(
+                    hash=key_hash,
+                    prefix=prefix,
+                    app_id=app_id,
+                    expires_at=_epoch(expires_at),
+                    product_ids=scope,
+                    requests_per_second=per_second,
+                    requests_per_minute=per_minute,
+                    requests_per_day=per_day,
+                    requests_per_month=per_month,
+                )
             )
     governance = _compile_governance(product_ids=list(latest), plan_ids=[p.id for p in plans])  # 9 to 15
     return s.Snapshot(

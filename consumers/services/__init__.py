@@ -1,7 +1,7 @@
 """The only writers of the consumers app.
 
 - ``apps``: consumer apps;
-- ``keys``: API keys (create, revoke, rotate with overlap, expiry);
+- ``keys``: API keys (create, set quotas, revoke, rotate with overlap, expiry);
 - ``plans``: the plans products offer (provider side);
 - ``subscriptions``: request, approve, reject, suspend, resume, cancel, expire.
 
@@ -12,7 +12,13 @@ the same transaction, so the snapshot pipeline publishes it.
 from __future__ import annotations
 
 from consumers.services.apps import app_create, app_delete, app_update
-from consumers.services.keys import api_key_create, api_key_revoke, api_key_rotate, api_keys_expire
+from consumers.services.keys import (
+    api_key_create,
+    api_key_limits_update,
+    api_key_revoke,
+    api_key_rotate,
+    api_keys_expire,
+)
 from consumers.services.plans import plan_archive, plan_create, plan_ensure_default, plan_update
 from consumers.services.subscriptions import (
     subscription_approve,
@@ -26,6 +32,7 @@ from consumers.services.subscriptions import (
 
 __all__ = [
     "api_key_create",
+    "api_key_limits_update",
     "api_key_revoke",
     "api_key_rotate",
     "api_keys_expire",

@@ -3,12 +3,15 @@
 A key is ``sk-`` followed by 48 base62 characters (about 285 bits). Its first 11
 characters (``sk-`` and an 8-character id) are kept as the prefix, so people can tell
 their keys apart; the gateway finds a key by the HMAC-SHA256 of the whole key.
+
+A key may carry its own request quotas (per second, minute, day and month), which the
+gateway counts across every product the key calls, on top of the plans' limits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -31,6 +34,27 @@ def new_api_key() -> str:
     return KEY_PREFIX + random_string(KEY_BODY_LENGTH)
 
 
+Limits = dict[str, int | None]
+NO_LIMITS: Limits = dict.fromkeys(ApiKey.REQUEST_WINDOWS)
+
+
+def _limits(given: Mapping[str, object]) -> Limits:
+    """``given`` as request limits, or a ValidationError naming the fields that are not
+    limits or not whole numbers (a float or a bool must not pass for one). Ranges and
+    contradictions are the model's to check (``ApiKey.clean``, the plans' rule)."""
+    unknown = sorted(set(given) - set(ApiKey.REQUEST_WINDOWS))
+    if unknown:
+        raise ValidationError(f"Unknown key limits: {', '.join(unknown)}.")
+    errors = {
+        field: "Give a whole number of requests, or nothing for no quota."
+        for field, value in given.items()
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int))
+    }
+    if errors:
+        raise ValidationError(errors)
+    return {field: value for field, value in given.items() if value is None or isinstance(value, int)}
+
+
 def _store(key: ApiKey, plaintext: str) -> None:
     key.prefix = plaintext[:DISPLAY_PREFIX_LENGTH]
     key.key_hash = keyed_hash(plaintext)
@@ -39,11 +63,17 @@ def _store(key: ApiKey, plaintext: str) -> None:
 
 
 def _create(
-    *, actor: User, app: ConsumerApp, name: str, expires_at: dt.datetime | None, products: Iterable[Product]
+    *,
+    actor: User,
+    app: ConsumerApp,
+    name: str,
+    expires_at: dt.datetime | None,
+    products: Iterable[Product],
+    limits: Limits,
 ) -> tuple[ApiKey, str]:
     for _attempt in range(3):
         plaintext = new_api_key()
-        key = ApiKey(app=app, name=name.strip(), expires_at=expires_at, created_by=actor)
+        key = ApiKey(app=app, name=name.strip(), expires_at=expires_at, created_by=actor, **limits)
         try:
             with transaction.atomic():
                 _store(key, plaintext)
@@ -62,21 +92,39 @@ def api_key_create(
     name: str,
     expires_at: dt.datetime | None = None,
     products: Iterable[Product] = (),
+    requests_per_second: int | None = None,
+    requests_per_minute: int | None = None,
+    requests_per_day: int | None = None,
+    requests_per_month: int | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key for ``app``, returned with its plaintext (which is never stored).
-    ``products`` limits the key to those products; empty means all of the app's."""
+    ``products`` limits the key to those products; empty means all of the app's. The
+    ``requests_per_*`` quotas count the key's requests across all of them (None: none)."""
     require_role(actor, app.organization, Role.MEMBER)
+    limits = _limits(
+        {
+            "requests_per_second": requests_per_second,
+            "requests_per_minute": requests_per_minute,
+            "requests_per_day": requests_per_day,
+            "requests_per_month": requests_per_month,
+        }
+    )
     if not name.strip():
         raise ValidationError({"name": "Name the key after what will use it."})
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."})
-    key, plaintext = _create(actor=actor, app=app, name=name, expires_at=expires_at, products=products)
+    key, plaintext = _create(actor=actor, app=app, name=name, expires_at=expires_at, products=products, limits=limits)
     audit_record(
         actor=actor,
         action="api_key.create",
         target=key,
         organization=app.organization,
-        changes={"app": app.name, "prefix": key.prefix, "expires_at": expires_at.isoformat() if expires_at else None},
+        changes={
+            "app": app.name,
+            "prefix": key.prefix,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            **{field: value for field, value in limits.items() if value is not None},
+        },
     )
     config_mark_changed(reason=f"api key {key.prefix} created")
     return key, plaintext
@@ -102,8 +150,9 @@ def api_key_revoke(*, actor: User, key: ApiKey) -> ApiKey:
 
 @transaction.atomic
 def api_key_rotate(*, actor: User, key: ApiKey, overlap: dt.timedelta = dt.timedelta(hours=1)) -> tuple[ApiKey, str]:
-    """Replace ``key`` by a new one with the same name, scope and expiry. The old key keeps
-    working for ``overlap`` (at most 7 days), so clients can switch without downtime."""
+    """Replace ``key`` by a new one with the same name, scope, expiry and quotas. The old
+    key keeps working for ``overlap`` (at most 7 days), so clients can switch without
+    downtime."""
     require_role(actor, key.app.organization, Role.MEMBER)
     key = ApiKey.objects.select_for_update().select_related("app__organization").get(pk=key.pk)
     if key.revoked_at is not None:
@@ -116,7 +165,12 @@ def api_key_rotate(*, actor: User, key: ApiKey, overlap: dt.timedelta = dt.timed
     if overlap < dt.timedelta(0) or overlap > MAX_OVERLAP:
         raise ValidationError({"overlap": "The overlap window must be between 0 and 7 days."})
     new_key, plaintext = _create(
-        actor=actor, app=key.app, name=key.name, expires_at=key.expires_at, products=key.products.all()
+        actor=actor,
+        app=key.app,
+        name=key.name,
+        expires_at=key.expires_at,
+        products=key.products.all(),
+        limits=key.limits,
     )
     old_until = now + overlap
     key.replaced_by = new_key
@@ -131,6 +185,37 @@ def api_key_rotate(*, actor: User, key: ApiKey, overlap: dt.timedelta = dt.timed
     )
     config_mark_changed(reason=f"api key {key.prefix} rotated")
     return new_key, plaintext
+
+
+@transaction.atomic
+def api_key_limits_update(*, actor: User, key: ApiKey, **limits: int | None) -> ApiKey:
+    """Set some of the key's quotas (``requests_per_second/minute/day/month``; None: no
+    quota); those not given stay. Whoever may manage the app's keys may (members and up).
+    A revoked or expired key is refused: it no longer calls anything. Changing nothing
+    records nothing and publishes nothing."""
+    require_role(actor, key.app.organization, Role.MEMBER)
+    given = _limits(limits)
+    key = ApiKey.objects.select_for_update().select_related("app__organization").get(pk=key.pk)
+    if key.revoked_at is not None:
+        raise ValidationError("This key is revoked; create a new key instead of changing its quotas.")
+    if key.expires_at is not None and key.expires_at <= timezone.now():
+        raise ValidationError("This key has expired; create a new key instead of changing its quotas.")
+    before = key.limits
+    for field, value in given.items():
+        setattr(key, field, value)
+    key.full_clean(exclude=["prefix", "key_hash"], validate_unique=False, validate_constraints=False)
+    changes = {field: [before[field], value] for field, value in key.limits.items() if before[field] != value}
+    if changes:
+        key.save(update_fields=list(changes))
+        audit_record(
+            actor=actor,
+            action="api_key.limits_update",
+            target=key,
+            organization=key.app.organization,
+            changes={"prefix": key.prefix, **changes},
+        )
+        config_mark_changed(reason=f"api key {key.prefix} quotas changed")
+    return key
 
 
 def api_keys_expire() -> int:

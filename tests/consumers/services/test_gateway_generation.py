@@ -27,6 +27,7 @@ class Ctx:
     stage: Stage
     owner: User
     member: User
+    staff: User
 
     @property
     def provider(self) -> User:
@@ -80,6 +81,11 @@ ENFORCING = [
     Change("key created", lambda ctx, _: ctx.key()),
     Change("key revoked", lambda ctx, key: services.api_key_revoke(actor=ctx.member, key=key), Ctx.key),
     Change("key rotated", lambda ctx, key: services.api_key_rotate(actor=ctx.member, key=key), Ctx.key),
+    Change(
+        "key quotas changed",
+        lambda ctx, key: services.api_key_limits_update(actor=ctx.member, key=key, requests_per_minute=60),
+        Ctx.key,
+    ),
     Change("keys expired", lambda ctx, _: services.api_keys_expire(), _expire_key),
     Change("subscription approved at once", lambda ctx, _: ctx.approved()),
     Change(
@@ -141,6 +147,11 @@ NOT_ENFORCED = [
         lambda ctx, key: services.api_key_revoke(actor=ctx.member, key=key),
         lambda ctx: services.api_key_revoke(actor=ctx.member, key=ctx.key()),
     ),
+    Change(
+        "key quotas set to what they were",
+        lambda ctx, key: services.api_key_limits_update(actor=ctx.member, key=key, requests_per_minute=60),
+        lambda ctx: ctx.key(requests_per_minute=60),
+    ),
     Change("nothing due to expire", lambda ctx, _: (services.api_keys_expire(), services.subscriptions_expire())),
     Change(
         "app created",
@@ -161,6 +172,25 @@ REFUSED = [
     Change(
         "key revoked by an outsider's organization owner",
         lambda ctx, key: services.api_key_revoke(actor=ctx.stage.provider.owner, key=key),
+        Ctx.key,
+    ),
+    Change(
+        "key with contradictory quotas",
+        lambda ctx, _: ctx.key(requests_per_second=10, requests_per_minute=5),
+    ),
+    Change(
+        "key quotas with a zero",
+        lambda ctx, key: services.api_key_limits_update(actor=ctx.member, key=key, requests_per_day=0),
+        Ctx.key,
+    ),
+    Change(
+        "quotas of a revoked key",
+        lambda ctx, key: services.api_key_limits_update(actor=ctx.member, key=key, requests_per_day=10),
+        lambda ctx: services.api_key_revoke(actor=ctx.member, key=ctx.key()),
+    ),
+    Change(
+        "key quotas changed by staff",
+        lambda ctx, key: services.api_key_limits_update(actor=ctx.staff, key=key, requests_per_day=10),
         Ctx.key,
     ),
     Change("second subscription to a product", lambda ctx, _: ctx.approved(), Ctx.approved),
@@ -203,14 +233,18 @@ REFUSED = [
 
 
 @pytest.fixture
-def ctx(stage: Stage, owner: User, member: User) -> Ctx:
-    return Ctx(stage=stage, owner=owner, member=member)
+def ctx(stage: Stage, owner: User, member: User, staff: User) -> Ctx:
+    return Ctx(stage=stage, owner=owner, member=member, staff=staff)
 
 
 def state() -> tuple[object, ...]:
     """What the changes above write, to tell that a rollback undid them."""
     return (
-        sorted(ApiKey.objects.values_list("pk", "revoked_at", "replaced_by_id", "expires_at", "expiry_published")),
+        sorted(
+            ApiKey.objects.values_list(
+                "pk", "revoked_at", "replaced_by_id", "expires_at", "expiry_published", *ApiKey.REQUEST_WINDOWS
+            )
+        ),
         sorted(Subscription.objects.values_list("pk", "status")),
         sorted(Plan.objects.values_list("pk", "name", "requests_per_day", "is_active")),
         sorted(ConsumerApp.objects.values_list("pk", flat=True)),
