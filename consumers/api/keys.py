@@ -57,6 +57,7 @@ class KeyListView(AppScopedView, generics.ListAPIView[ApiKey]):
             name=fields["name"],
             expires_at=fields["expires_at"],
             products=_subscribed_products(app, fields["products"]),
+            **{field: fields.get(field) for field in ApiKey.REQUEST_WINDOWS},
         )
         return Response(s.KeyOutput(key).data | {"key": plaintext}, status=status.HTTP_201_CREATED)
 
@@ -70,6 +71,20 @@ class KeyDetailView(KeyScopedView):
     @extend_schema(responses=s.KeyOutput)
     def get(self, request: Request, app_id: int, key_id: int) -> Response:
         return Response(s.KeyOutput(self.get_key()).data)
+
+    @extend_schema(
+        request=s.KeyLimitsInput,
+        responses=s.KeyOutput,
+        description="Set the key's quotas (requests per second, minute, day, month), counted across every "
+        "product it calls, on top of the plans' limits. Absent fields stay; null removes a quota. "
+        "A revoked or expired key is refused.",
+    )
+    def patch(self, request: Request, app_id: int, key_id: int) -> Response:
+        key = self.get_key()
+        data = s.KeyLimitsInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        key = services.api_key_limits_update(actor=request_user(request), key=key, **data.validated_data)
+        return Response(s.KeyOutput(key).data)
 
     @extend_schema(responses={200: s.KeyOutput}, description="Revoke the key (the same as POST …/revoke/).")
     def delete(self, request: Request, app_id: int, key_id: int) -> Response:

@@ -22,6 +22,12 @@ MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1
 
 
+def _limit(big: bool = False) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=1, max_value=MAX_BIGINT if big else MAX_INT, required=False, allow_null=True
+    )
+
+
 class StrictInput(serializers.Serializer[None]):
     """An Input that refuses fields it does not know, instead of silently ignoring them:
     a misspelt ``overlap`` or ``tokens_per_mintue`` must not pass for the default."""
@@ -144,7 +150,12 @@ class KeyOutput(serializers.ModelSerializer[ApiKey]):
             "expires_at",
             "revoked_at",
             "replaced_by",
+            *ApiKey.REQUEST_WINDOWS,
         ]
+        extra_kwargs = {
+            field: {"help_text": "The key's own quota, across every product it calls; null: none."}
+            for field in ApiKey.REQUEST_WINDOWS
+        }
 
 
 class KeyCreatedOutput(KeyOutput):
@@ -171,6 +182,20 @@ class KeyInput(StrictInput):
         max_length=100,
         help_text="Limit the key to these of the app's products (their slugs); empty: all of them.",
     )
+    requests_per_second = _limit()
+    requests_per_minute = _limit()
+    requests_per_day = _limit()
+    requests_per_month = _limit()
+
+
+class KeyLimitsInput(StrictInput):
+    """The key's quotas, counted across every product it calls, on top of the plans'
+    limits. Every field is optional: what is absent stays; null removes the quota."""
+
+    requests_per_second = _limit()
+    requests_per_minute = _limit()
+    requests_per_day = _limit()
+    requests_per_month = _limit()
 
 
 class KeyRotateInput(StrictInput):
@@ -216,12 +241,6 @@ class PlanOutput(serializers.ModelSerializer[Plan]):
             "created_at",
             "updated_at",
         ]
-
-
-def _limit(big: bool = False) -> serializers.IntegerField:
-    return serializers.IntegerField(
-        min_value=1, max_value=MAX_BIGINT if big else MAX_INT, required=False, allow_null=True
-    )
 
 
 class PlanUpdateInput(StrictInput):

@@ -70,13 +70,24 @@ def test_a_key_scoped_to_dead_products_is_left_out_and_live_scopes_kept(world: W
     assert "sk-DDDDDDDD" not in keys
 
 
+def test_keys_carry_their_quotas_and_keys_without_quotas_carry_none(world: World):
+    world.add_key(KEY, requests_per_second=5, requests_per_minute=120, requests_per_month=100_000)
+    world.add_key("sk-" + "B" * 48)
+    snapshot = decode_snapshot(encode_snapshot(compile_snapshot(version=1, source_generation=1)))
+    keys = {k.prefix: k for k in snapshot.keys}
+    limited, plain = keys[KEY[:11]], keys["sk-BBBBBBBB"]
+    quotas = ("requests_per_second", "requests_per_minute", "requests_per_day", "requests_per_month")
+    assert tuple(getattr(limited, q) for q in quotas) == (5, 120, None, 100_000)
+    assert tuple(getattr(plain, q) for q in quotas) == (None, None, None, None)
+
+
 def test_the_compiler_runs_a_fixed_number_of_queries(world: World, django_assert_num_queries):
     for index in range(30):
         version = PublishedVersionFactory()
         app = ConsumerApp.objects.create(organization=world.app.organization, name=f"App {index}")
         plan = world.plan.__class__.objects.create(product=version.product, name="P", is_default=True)
         Subscription.objects.create(app=app, product=version.product, plan=plan, status="approved")
-        key = world.add_key(f"sk-{index:08d}" + "x" * 40)
+        key = world.add_key(f"sk-{index:08d}" + "x" * 40, requests_per_minute=index + 1)
         key.app = app
         key.save()
         key.products.set([version.product])
@@ -84,6 +95,7 @@ def test_the_compiler_runs_a_fixed_number_of_queries(world: World, django_assert
     with django_assert_num_queries(15):
         snapshot = compile_snapshot(version=1, source_generation=1)
     assert len(snapshot.keys) == 30
+    assert sorted(k.requests_per_minute or 0 for k in snapshot.keys) == list(range(1, 31))
     assert len(snapshot.routes) == 30
     assert all(len(r.targets) == 2 and r.canary is not None and r.guardrail_ids for r in snapshot.routes)
     assert len(snapshot.guardrails) == 90

@@ -33,6 +33,10 @@ KEY_FIELDS = {
     "expires_at",
     "revoked_at",
     "replaced_by",
+    "requests_per_second",
+    "requests_per_minute",
+    "requests_per_day",
+    "requests_per_month",
 }
 
 

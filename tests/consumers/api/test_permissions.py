@@ -130,6 +130,7 @@ ACTIONS = [
     Action("create key", "post", lambda w: app_url(w.app.pk, "keys/"), {"name": "deploy"}),
     Action("read key", "get", lambda w: key_url(w.app.pk, w.key.pk), needs=None),
     Action("rotate key", "post", lambda w: key_url(w.app.pk, w.key.pk, "rotate/"), {"overlap_seconds": 60}),
+    Action("set key quotas", "patch", lambda w: key_url(w.app.pk, w.key.pk), {"requests_per_minute": 60}),
     Action("revoke key", "post", lambda w: key_url(w.app.pk, w.key.pk, "revoke/")),
     Action("revoke key by DELETE", "delete", lambda w: key_url(w.app.pk, w.key.pk)),
     # Subscriptions, consumer side

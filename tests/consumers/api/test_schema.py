@@ -12,7 +12,7 @@ CONSUMERS_PATHS = {
     "/api/v1/apps/": {"get", "post"},
     "/api/v1/apps/{app_id}/": {"get", "patch", "delete"},
     "/api/v1/apps/{app_id}/keys/": {"get", "post"},
-    "/api/v1/apps/{app_id}/keys/{key_id}/": {"get", "delete"},
+    "/api/v1/apps/{app_id}/keys/{key_id}/": {"get", "patch", "delete"},
     "/api/v1/apps/{app_id}/keys/{key_id}/rotate/": {"post"},
     "/api/v1/apps/{app_id}/keys/{key_id}/revoke/": {"post"},
     "/api/v1/apps/{app_id}/subscriptions/": {"get", "post"},
@@ -59,3 +59,12 @@ def test_the_schema_validates_without_warnings_and_describes_every_consumers_end
     assert set(rotate["responses"]) == {"201"}
     overlap = components["KeyRotateInputRequest"]["properties"]["overlap_seconds"]
     assert (overlap["minimum"], overlap["maximum"], overlap["default"]) == (0, 604_800, 3600)
+    # A key's quotas: shown on every key, optional when creating one, changed by PATCH.
+    quotas = {"requests_per_second", "requests_per_minute", "requests_per_day", "requests_per_month"}
+    assert quotas <= set(components["KeyOutput"]["properties"])
+    assert quotas <= set(components["KeyInputRequest"]["properties"])
+    assert not quotas & set(components["KeyInputRequest"].get("required", []))
+    patch = paths["/api/v1/apps/{app_id}/keys/{key_id}/"]["patch"]
+    limits = components[patch["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert set(limits["properties"]) == quotas
+    assert limits["properties"]["requests_per_minute"]["minimum"] == 1
