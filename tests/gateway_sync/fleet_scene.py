@@ -150,13 +150,22 @@ def fleet(
 
 
 def first_refusal(
-    url: str, headers: dict[str, str], revoked: threading.Event, since: list[float], *, deadline_s: float
+    url: str,
+    headers: dict[str, str],
+    warmed: threading.Barrier,
+    revoked: threading.Event,
+    since: list[float],
+    *,
+    deadline_s: float,
 ) -> tuple[float, int]:
-    """Warm a connection to ``url`` (the key still works), wait for ``revoked``, then poll
-    until ``url`` answers 401: (seconds from ``since[0]``, requests sent after it). Raises if
-    it still answers otherwise after ``deadline_s``."""
+    """Warm a connection to ``url`` (the key still works), meet the revoker at ``warmed``,
+    wait for ``revoked``, then poll until ``url`` answers 401: (seconds from ``since[0]``,
+    requests sent after it). Raises if it still answers otherwise after ``deadline_s``."""
     with httpx.Client(timeout=2.0, headers=headers) as client:
-        assert client.get(url).status_code == 200, f"{url} refused the key before its revocation"
+        try:
+            assert client.get(url).status_code == 200, f"{url} refused the key before its revocation"
+        finally:
+            warmed.wait(timeout=deadline_s)
         assert revoked.wait(timeout=deadline_s), "the key was never revoked"
         sent = 0
         while True:

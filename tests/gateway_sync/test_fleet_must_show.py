@@ -101,13 +101,13 @@ def test_a_revoked_key_is_refused_by_every_worker_within_a_second(
     with serving(upstream), fleet(redis_url, tmp_path, django_capture_on_commit_callbacks, build) as (workers, client):
         (consumer,) = consumers
         urls = [f"{w.url}/api/shop/get" for w in workers]
-        revoked, since = threading.Event(), [0.0]
+        warmed, revoked, since = threading.Barrier(len(urls) + 1), threading.Event(), [0.0]
         delays: dict[str, tuple[float, int]] = {}
         errors: list[BaseException] = []
 
         def poll(url: str) -> None:
             try:
-                delays[url] = first_refusal(url, consumer.headers, revoked, since, deadline_s=5.0)
+                delays[url] = first_refusal(url, consumer.headers, warmed, revoked, since, deadline_s=5.0)
             except BaseException as exc:  # reported by the test thread
                 errors.append(exc)
 
@@ -115,6 +115,7 @@ def test_a_revoked_key_is_refused_by_every_worker_within_a_second(
         pollers = [threading.Thread(target=poll, args=(url,)) for url in urls]
         for poller in pollers:
             poller.start()
+        warmed.wait(timeout=10)
         with django_capture_on_commit_callbacks(execute=True):
             consumer_services.api_key_revoke(actor=owner, key=consumer.key)
             # From here on both workers are polled; the commit (and its publish) follows.
