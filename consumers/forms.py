@@ -10,7 +10,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from accounts.forms import FormServiceErrorsMixin
-from consumers.models import ConsumerApp, Plan
+from consumers.models import ApiKey, ConsumerApp, Plan
 from marketplace.models import McpTool, ModelOffering, Product, ProductVersion
 
 
@@ -20,6 +20,30 @@ class AppForm(FormServiceErrorsMixin, forms.Form):
     environment = forms.ChoiceField(
         choices=ConsumerApp.Environment.choices, initial=ConsumerApp.Environment.DEVELOPMENT
     )
+
+
+def _limit(label: str) -> forms.IntegerField:
+    return forms.IntegerField(required=False, min_value=1, label=label)
+
+
+KEY_QUOTA_NOTE = "The key's own quotas, across every product it calls, on top of the plans' limits. Empty: none."
+
+
+class KeyLimitsForm(FormServiceErrorsMixin, forms.Form):
+    """A key's own quotas, across every product it calls, on top of the plans' limits."""
+
+    requests_per_second = _limit("Requests per second")
+    requests_per_minute = _limit("Requests per minute")
+    requests_per_day = _limit("Requests per day")
+    requests_per_month = _limit("Requests per month")
+
+    @classmethod
+    def for_key(cls, key: ApiKey, data: Any = None) -> KeyLimitsForm:
+        """The form of ``key``'s quotas, with ids of its own (the key list holds one per key)."""
+        return cls(data, initial=key.limits, auto_id=f"key-{key.pk}-limits-%s")
+
+    def service_kwargs(self) -> dict[str, Any]:
+        return {field: self.cleaned_data.get(field) for field in ApiKey.REQUEST_WINDOWS}
 
 
 class KeyForm(FormServiceErrorsMixin, forms.Form):
@@ -37,6 +61,12 @@ class KeyForm(FormServiceErrorsMixin, forms.Form):
         label="Only for",
         help_text="Leave every box clear for all of the app's subscribed products.",
     )
+    requests_per_second = forms.IntegerField(
+        required=False, min_value=1, label="Requests per second", help_text=KEY_QUOTA_NOTE
+    )
+    requests_per_minute = _limit("Requests per minute")
+    requests_per_day = _limit("Requests per day")
+    requests_per_month = _limit("Requests per month")
 
     def __init__(self, *args: Any, products: QuerySet[Product], **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "key_%s")  # the app page also has the app's form
@@ -51,6 +81,7 @@ class KeyForm(FormServiceErrorsMixin, forms.Form):
             "name": self.cleaned_data["name"],
             "expires_at": self.cleaned_data["expires_at"],
             "products": list(self.cleaned_data.get("products") or []),
+            **{field: self.cleaned_data.get(field) for field in ApiKey.REQUEST_WINDOWS},
         }
 
 
@@ -97,10 +128,6 @@ class NamesField(forms.MultipleChoiceField):
 
     def valid_value(self, value: Any) -> bool:
         return True
-
-
-def _limit(label: str) -> forms.IntegerField:
-    return forms.IntegerField(required=False, min_value=1, label=label)
 
 
 class PlanForm(FormServiceErrorsMixin, forms.Form):

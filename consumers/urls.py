@@ -14,6 +14,7 @@ urlpatterns = [
     path("apps/<int:app_id>/keys/", views.key_create, name="consumer_key_create"),
     path("apps/<int:app_id>/keys/<int:key_id>/rotate/", views.key_rotate, name="consumer_key_rotate"),
     path("apps/<int:app_id>/keys/<int:key_id>/revoke/", views.key_revoke, name="consumer_key_revoke"),
+    path("apps/<int:app_id>/keys/<int:key_id>/limits/", views.key_limits, name="consumer_key_limits"),
     path(
         "apps/<int:app_id>/subscriptions/<int:subscription_id>/cancel/",
         views.subscription_cancel,

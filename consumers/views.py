@@ -4,6 +4,7 @@ in services and selectors."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -21,7 +22,7 @@ from accounts.models import Membership, Organization, Role
 from accounts.selectors import membership_of
 from config.htmx import redirect, render_page_or_partial
 from consumers import selectors, selectors_usage, services
-from consumers.forms import AppForm, KeyForm, RotateForm, SubscribeForm
+from consumers.forms import KEY_QUOTA_NOTE, AppForm, KeyForm, KeyLimitsForm, RotateForm, SubscribeForm
 from consumers.models import ApiKey, ConsumerApp, Subscription
 from marketplace import selectors as catalog
 from marketplace.models import Product
@@ -93,9 +94,26 @@ def _connect_snippets(subscription: Subscription) -> list[Any]:
     return product_snippets(subscription.product, version)
 
 
-def _app_context(request: HttpRequest, app: ConsumerApp, **extra: Any) -> dict[str, Any]:
+def _key_rows(keys: QuerySet[ApiKey], refused: KeyLimitsForm | None, refused_key_id: int | None) -> list[Any]:
+    """Each key with the form of its quotas: the refused one as it was sent (with its
+    errors), the others as they are."""
+    return [
+        (key, refused if refused is not None and key.pk == refused_key_id else KeyLimitsForm.for_key(key))
+        for key in keys
+    ]
+
+
+def _app_context(
+    request: HttpRequest,
+    app: ConsumerApp,
+    *,
+    limits_form: KeyLimitsForm | None = None,
+    limits_key_id: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     membership = membership_of(request_user(request), app.organization)
     subscriptions = selectors.subscriptions_of(app).select_related("plan__version")
+    keys = selectors.keys_of(app)
     return {
         "app": app,
         "can_edit": membership is not None,
@@ -106,7 +124,11 @@ def _app_context(request: HttpRequest, app: ConsumerApp, **extra: Any) -> dict[s
         ),
         "key_form": KeyForm(products=_subscribed_products(app)),
         "rotate_form": RotateForm(),
-        "keys": selectors.keys_of(app),
+        "keys": keys,
+        # Called by the template only when it shows the keys (a callable stays lazy).
+        "key_rows": partial(_key_rows, keys, limits_form, limits_key_id),
+        "limits_key_id": limits_key_id,
+        "key_quota_note": KEY_QUOTA_NOTE,
         "usage": selectors_usage.app_usage(request_user(request), app),
         "open_statuses": Subscription.OPEN_STATUSES,
         "subscription_rows": [
@@ -194,6 +216,25 @@ def key_rotate(request: HttpRequest, app_id: int, key_id: int) -> HttpResponse:
         return _keys_response(request, app, status=400, keys_error=" ".join(error.messages))
     old = ApiKey.objects.get(pk=key.pk)
     return _keys_response(request, app, status=201, new_key={"key": new, "plaintext": plaintext, "replaces": old})
+
+
+@login_required
+@require_POST
+def key_limits(request: HttpRequest, app_id: int, key_id: int) -> HttpResponse:
+    """Set a key's quotas; a refusal shows the key's form again, open, with its errors."""
+    app = _app_of(request, app_id)
+    key = selectors.key_get(app, key_id)
+    form = KeyLimitsForm.for_key(key, request.POST)
+    if form.is_valid():
+        try:
+            key = services.api_key_limits_update(actor=request_user(request), key=key, **form.service_kwargs())
+        except ValidationError as error:
+            if not hasattr(error, "error_dict"):  # about the key (revoked, expired): no form to show it on
+                return _keys_response(request, app, status=400, keys_error=" ".join(error.messages))
+            form.add_service_error(error)
+        else:
+            return _keys_response(request, app, keys_message=f"Saved the quotas of {key.name} ({key.prefix}…).")
+    return _keys_response(request, app, status=400, limits_form=form, limits_key_id=key.pk)
 
 
 @login_required
