@@ -103,14 +103,11 @@ def _key_rows(keys: QuerySet[ApiKey], refused: KeyLimitsForm | None, refused_key
     ]
 
 
-def _app_context(
-    request: HttpRequest,
-    app: ConsumerApp,
-    *,
-    limits_form: KeyLimitsForm | None = None,
-    limits_key_id: int | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
+def _app_context(request: HttpRequest, app: ConsumerApp, **extra: Any) -> dict[str, Any]:
+    """The app page's context; ``extra`` adds to it (``limits_form`` and ``limits_key_id``:
+    a key's refused quotas form, shown open in its row)."""
+    limits_form: KeyLimitsForm | None = extra.pop("limits_form", None)
+    limits_key_id: int | None = extra.pop("limits_key_id", None)
     membership = membership_of(request_user(request), app.organization)
     subscriptions = selectors.subscriptions_of(app).select_related("plan__version")
     keys = selectors.keys_of(app)
