@@ -28,13 +28,16 @@ import ctypes
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from gateway_sync.worker.settings import WorkerSettings
@@ -88,6 +91,11 @@ def port_available(host: str, port: int) -> OSError | None:
     return None
 
 
+def shared_metrics_dir(supervisor_pid: int) -> Path:
+    """Where the children of supervisor ``supervisor_pid`` share their metrics (metrics.py)."""
+    return Path(tempfile.gettempdir()) / f"gateway-metrics-{supervisor_pid}"
+
+
 def die_with_supervisor() -> None:
     """In a child: get SIGTERM when the supervisor dies (Linux), and stop at once if it
     already has, so no orphan keeps the port."""
@@ -123,12 +131,17 @@ class Supervisor:
     def run(self) -> int:
         """Start the children, keep them running until a signal; the exit code."""
         previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+        # The children's metrics files: fresh for this run (a reused pid's left-overs go).
+        metrics_dir = shared_metrics_dir(os.getpid())
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(mode=0o700)
         try:
             for child in self.children:
                 self._start(child)
             code = self._watch()
             return self._stop_all(code)
         finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
