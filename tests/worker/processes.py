@@ -152,3 +152,25 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def fresh_get(url: str, *, timeout: float = 5.0) -> httpx.Response:
+    """GET on a new connection, so the kernel picks which process on the port answers."""
+    with httpx.Client(timeout=timeout) as client:
+        response = client.get(url)
+        response.read()
+        return response
+
+
+def wait_for_children(supervisor: WorkerProcess, worker_ids: set[str], *, timeout: float = 20.0) -> None:
+    """Until fresh connections to the port reach every child in ``worker_ids``, ready."""
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while not worker_ids <= seen:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {sorted(seen)} answered /readyz as ready:\n{supervisor.log()}")
+        with contextlib.suppress(httpx.TransportError):
+            response = fresh_get(f"{supervisor.url}/readyz")
+            if response.status_code == 200:
+                seen.add(response.json()["worker_id"])
+        time.sleep(0.01)
