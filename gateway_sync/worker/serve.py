@@ -30,6 +30,8 @@ from gateway_sync.worker.settings import WorkerSettings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+LISTEN_BACKLOG = 4096
+
 log = logging.getLogger(__name__)
 
 
@@ -141,7 +143,9 @@ async def serve(app: web.Application, settings: WorkerSettings, *, reuse_port: b
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        # aiohttp's default backlog (128) drops the SYNs of a burst of new connections, which
+        # then wait out 1 s and 3 s retransmissions; the kernel caps this at somaxconn anyway.
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=LISTEN_BACKLOG)
         try:
             await site.start()
         except OSError as exc:
