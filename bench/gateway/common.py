@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +24,8 @@ LITELLM_VENV = CACHE / "litellm-venv"
 BENCH_VENV = CACHE / "bench-venv"
 PORTKEY_DIR = CACHE / "portkey"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+SPINNER = tuple("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
 
 
 class SetupUnavailable(Exception):
@@ -63,12 +66,15 @@ class Service:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def log_tail(self, lines: int = 15) -> str:
+    def log_tail(self, lines: int = 5) -> str:
+        """The log's last lines, without terminal colours and spinners, on one line."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.strip().splitlines()[-lines:])
+        text = ANSI_ESCAPE.sub("", text).replace("\r", "\n")
+        kept = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith(SPINNER)]
+        return " | ".join(kept[-lines:])
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to the group, then SIGKILL to whatever is left after ``timeout``."""

@@ -25,6 +25,8 @@ CHAT_REQUEST = json.dumps(
         ],
         "temperature": 0,
         "max_tokens": 16,
+        "n": 1,
+        "stream": False,
         "user": "bench-user-0001",
     },
     separators=(",", ":"),

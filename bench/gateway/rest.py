@@ -74,7 +74,11 @@ def measure(setup: Setup, running: Running, seconds: float, redis_pid: int | Non
     watched = pids + ([redis_pid] if redis_pid else [])
     before = cpu_seconds(watched)
     outcome.busy = run_wrk(running.url, running.headers, connections=BUSY_CONNECTIONS, seconds=seconds)
-    after = cpu_seconds([pid for service in running.services for pid in service.tree()] + watched[len(pids) :])
+    pids_after = [pid for service in running.services for pid in service.tree()]
+    after = cpu_seconds(pids_after + watched[len(pids) :])
+    born = sorted(set(pids_after) - set(pids))
+    if born:
+        outcome.notes.append(f"{len(born)} process(es) started during the c=50 run (a worker restarted?)")
     if running.services:
         proxy_after = {pid: value for pid, value in after.items() if pid != redis_pid}
         proxy_before = {pid: value for pid, value in before.items() if pid != redis_pid}
@@ -217,7 +221,10 @@ def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: d
     if unmeasured:
         lines.append(f"Not measured (a set-up was skipped): {', '.join(unmeasured)}.")
     notes = [f"- {name}: {note}" for name, outcome in outcomes.items() for note in outcome.notes]
-    descriptions = [f"- `{name}`: {outcome.description}" for name, outcome in outcomes.items()]
+    descriptions = [
+        f"- `{name}`: {outcome.description}" + (f" ({outcome.version})" if outcome.version else "")
+        for name, outcome in outcomes.items()
+    ]
     lines += ["", "## Set-ups", "", *descriptions]
     if notes:
         lines += ["", "## Notes", "", *notes]

@@ -72,7 +72,8 @@ class Setup:
 
     def _wait_answering(self, running: Running, *, timeout: float, service: Service) -> None:
         def answers() -> bool:
-            status = http_status(running.url, method="POST", body=CHAT_REQUEST.encode(), headers=running.headers)
+            headers = {**running.headers, "Content-Type": "application/json"}
+            status = http_status(running.url, method="POST", body=CHAT_REQUEST.encode(), headers=headers)
             return status == 200
 
         wait_until(f"{self.name} answers 200", answers, timeout=timeout, service=service)
@@ -139,6 +140,10 @@ class LiteLLM(Setup):
         port = free_port()
         argv = [str(executable), "--config", str(self.folder / "config.yaml"), "--host", "127.0.0.1"]
         argv += ["--port", str(port), "--num_workers", "2"]
+        # uvicorn's supervisor kills a worker whose health-check answer is late (5 s by
+        # default); under this load a LiteLLM worker misses it, is killed and spends ~20 s
+        # importing again. LiteLLM documents this option for that case.
+        argv += ["--timeout_worker_healthcheck", "60"]
         env = {
             # The model price list ships in the package; without this it is fetched at start.
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -151,6 +156,10 @@ class LiteLLM(Setup):
             {"Authorization": f"Bearer {LITELLM_MASTER_KEY}"},
             services=[service],
             processes=2,
+            notes=[
+                "started with --timeout_worker_healthcheck 60: with uvicorn's default (5 s) its workers were "
+                "killed and restarted under load"
+            ],
         )
         self._wait_answering(running, timeout=120, service=service)
         return running
@@ -211,7 +220,9 @@ class Ours(Setup):
         self.wanted_processes = processes
 
     def version(self) -> str:
-        return command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+        commit = command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+        dirty = command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "gateway_sync"])
+        return f"commit {commit}" + (" + uncommitted changes in gateway_sync/" if dirty else "")
 
     def redis_pid(self) -> int | None:
         try:
@@ -232,6 +243,8 @@ class Ours(Setup):
         processes = self.wanted_processes if supervisor_landed() else 1
         if processes != self.wanted_processes:
             notes.append(f"1 process, not {self.wanted_processes}: the multi-process supervisor has not landed")
+        elif processes > 1:
+            notes.append(f"GATEWAY_WORKERS={processes}: {processes} processes on one port (SO_REUSEPORT)")
         self.folder.mkdir(parents=True, exist_ok=True)
         port = free_port()
         env = {
