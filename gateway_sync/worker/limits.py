@@ -316,9 +316,15 @@ class MemoryLimiter:
 # --- Redis -------------------------------------------------------------------------------
 
 
-def limiter_redis_client(url: str, *, timeout_s: float = 0.25, max_connections: int = 32) -> redis.asyncio.Redis:
-    """A client for the limiter: short timeouts and no silent retries, because it sits on
-    the request path and the fail mode decides what an unreachable Redis means."""
+def limiter_redis_client(url: str, *, timeout_s: float = 1.0, max_connections: int = 32) -> redis.asyncio.Redis:
+    """A client for the limiter: bounded timeouts and no silent retries, because it sits on
+    the request path and the fail mode decides what an unreachable Redis means.
+
+    The timeout counts the worker's own event-loop lag too: a busy worker reads Redis's
+    reply late, not Redis answering late. At 0.25 s a burst of hundreds of requests on a
+    loaded machine timed out healthy calls and fell back to per-process limits (admitting
+    122 of 100); 1 s keeps that for real outages. A refused connection fails at once, and
+    after an outage is seen only one probe per ``probe_interval_s`` waits out a timeout."""
     # A blocking pool: a burst waits (up to ``timeout_s``) for one of ``max_connections``
     # instead of failing with MaxConnectionsError, which would look like an outage.
     pool = redis.asyncio.BlockingConnectionPool.from_url(
