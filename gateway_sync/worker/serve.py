@@ -68,7 +68,8 @@ class Drain:
     async def wait_idle(self, timeout: float) -> bool:
         """True once no request is in flight; False if some still are after ``timeout``."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see usage_emitter.UsageEmitter.run
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True

@@ -320,8 +320,11 @@ class UsageEmitter:
 
     async def run(self) -> None:
         while True:
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that meets
+            # the event being set (gh-86296), and this task then never stops at shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self.flush_interval_s)
+                async with asyncio.timeout(self.flush_interval_s):
+                    await self._full.wait()
             self._full.clear()
             await self.flush()
             await self.sink.maintain()

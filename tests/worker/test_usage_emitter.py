@@ -224,3 +224,19 @@ async def test_redis_that_never_answers_costs_the_request_path_nothing(tmp_path,
         for _ in range(3):
             assert (await client.get("/api/echo/a", headers=bearer())).status == 200
     assert len(spooled(tmp_path / "backlog")) == 3
+
+
+async def test_the_flusher_stops_when_cancelled_just_as_a_batch_fills(tmp_path):
+    """The cancellation at shutdown may meet the "batch full" wake-up in one loop turn; it
+    must still stop the task (asyncio.wait_for on Python 3.11 lost it, hanging the stop)."""
+    for _attempt in range(20):
+        emitter = UsageEmitter(
+            SpoolSink(SpoolFolder(tmp_path, "w")), worker_id="w", flush_interval_s=3600, batch_size=1
+        )
+        task = asyncio.create_task(emitter.run())
+        await asyncio.sleep(0)  # the task now waits for a full batch
+        emitter.observe(record())  # wakes it...
+        task.cancel()  # ...in the same turn as the stop
+        done, _pending = await asyncio.wait({task}, timeout=2)
+        assert task in done, "the flusher ignored its cancellation"
+        assert task.cancelled()
