@@ -94,6 +94,53 @@ def _row(outcome: Outcome, direct: Outcome | None) -> str:
     )
 
 
+def conclusion(outcomes: dict[str, Outcome]) -> list[str]:
+    """The comparisons that decide, computed from this run: per CPU-second, since granian's
+    Rust I/O threads use a second core that a one-process-per-core deployment does not have."""
+    per_cpu = {name: outcome.requests_per_cpu_s() for name, outcome in outcomes.items()}
+    base = per_cpu.get("aiohttp-aiohttp")
+    if not base:
+        return ["The aiohttp pass-through did not run: no conclusion."]
+    lines = ["## Conclusion (numbers from this run)", ""]
+    servers = {name: per_cpu.get(name) for name in ("aiohttp-aiohttp", "uvicorn-aiohttp", "granian-aiohttp")}
+    measured = {name: value for name, value in servers.items() if value}
+    spread = (max(measured.values()) / min(measured.values()) - 1) * 100
+    best = max(measured, key=lambda name: measured[name])
+    lines.append(
+        "- Servers, same aiohttp client: requests per CPU-second "
+        + ", ".join(f"{name} {value:,.0f}" for name, value in measured.items())
+        + f": {spread:.0f}% between best ({best}) and worst."
+    )
+    httpx2 = per_cpu.get("uvicorn-httpx2")
+    uvicorn_aiohttp = per_cpu.get("uvicorn-aiohttp")
+    if httpx2 and uvicorn_aiohttp:
+        lines.append(
+            f"- Clients, same uvicorn server: aiohttp's client does {uvicorn_aiohttp / httpx2:.1f}x the requests per "
+            "CPU-second of httpx2's."
+        )
+    ours = per_cpu.get("ours (1 process)")
+    if ours:
+        lines.append(
+            f"- Our worker (1 process) does {100 * ours / base:.0f}% of the bare aiohttp pass-through's requests per "
+            "CPU-second: the rest goes to the gateway's own work (see gateway_profile.md), not to the server."
+        )
+    lines += [
+        "",
+        "Reading (by hand, from three runs on 2026-11-25): the HTTP client is the choice that matters: "
+        "httpx2's costs 4.7 to 6.7 times the CPU of aiohttp's per request. Among the servers carrying aiohttp's "
+        "client, the spread per CPU-second was 5%, 22% and 0% in the three runs (aiohttp's server the lowest in "
+        "two, level in the third; uvicorn + httptools ahead by 22% once): at most a small edge for uvicorn, of the "
+        "size of this shared machine's noise. granian's higher req/s with one process comes from its Rust threads "
+        "using more than one core, not from less work per request. So aiohttp server + aiohttp client stays "
+        "justified (one library for both sides, no ASGI layer, within noise of the alternatives per CPU-second), "
+        "but not because its server is faster. The worker itself does 36-44% of the bare pass-through's requests "
+        "per CPU-second: cutting its per-request work (gateway_profile.md) is worth several times more than any "
+        "server swap.",
+        "",
+    ]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -154,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *(f"- `{name}`: {outcome.description}" for name, outcome in outcomes.items()),
         "",
+        *conclusion(outcomes),
     ]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateway_server_choice.json").write_text(json.dumps(report, indent=2) + "\n")
