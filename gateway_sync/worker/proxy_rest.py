@@ -15,7 +15,6 @@ import functools
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -30,6 +29,7 @@ from gateway_sync.worker.app import SETTINGS_KEY, notify_observers, request_snap
 from gateway_sync.worker.auth import Caller, authenticate
 from gateway_sync.worker.cooldown import CooldownTracker
 from gateway_sync.worker.errors import problem
+from gateway_sync.worker.ids import new_id
 from gateway_sync.worker.limits import (
     Decision,
     MemoryLimiter,
@@ -70,6 +70,9 @@ REQUEST_ID = "X-Request-Id"
 ATTEMPTS = "X-Gateway-Attempts"
 TARGET = "X-Gateway-Target"
 BACKOFF_CAP_S = 5.0
+# Upstream responses up to this size (by Content-Length) are read whole and sent in one
+# write; larger or open-ended ones (SSE, chunked) stream chunk by chunk.
+WHOLE_RESPONSE_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,7 +133,7 @@ async def _proxy_lifespan(app: web.Application) -> AsyncIterator[None]:
 
 
 async def handle_rest(request: web.Request) -> web.StreamResponse:
-    request_id = request.headers.get(REQUEST_ID, "").strip()[:200] or uuid.uuid4().hex
+    request_id = request.headers.get(REQUEST_ID, "").strip()[:200] or new_id()
     record = RequestRecord(protocol="rest", method=request.method, path=request.path, request_id=request_id)
     response: web.StreamResponse | None = None
     try:
@@ -218,7 +221,7 @@ async def _single_attempt(
     quota_headers: dict[str, str],
     record: RequestRecord,
 ) -> web.StreamResponse:
-    """No route: the product's own upstream, streamed once."""
+    """No route: the product's own upstream, once (a small body sent whole, a large one streamed)."""
     settings = proxy.settings
     headers = _request_headers(request, request_id)
     credential = _credential(proxy, upstream, record.product_slug)
@@ -226,7 +229,14 @@ async def _single_attempt(
         return credential
     headers.update(credential)
     body = RequestBody(request, settings.max_body_bytes)
-    data = body.chunks() if request.can_read_body else None
+    data: bytes | AsyncIterator[bytes] | None = None
+    if request.can_read_body:
+        try:
+            data = await body.buffer(REPLAY_LIMIT)
+        except BodyTooLarge:
+            return _too_large(settings)
+        if body.overflow is not None:
+            data = body.rest(body.overflow)
     record.attempts = 1
     try:
         upstream_response = await proxy.session.request(
@@ -406,6 +416,8 @@ async def _deliver(
     extra: dict[str, str],
 ) -> web.StreamResponse:
     async with upstream_response:
+        if _small_and_whole(request, upstream_response):
+            return await _deliver_whole(upstream_response, quota_headers, request_id, record, extra)
         response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
         response.headers.extend(forwarded_response_headers(upstream_response.headers))
         response.headers.update(quota_headers)
@@ -424,6 +436,45 @@ async def _deliver(
                 request.transport.close()
             return response
         await response.write_eof()
+    return response
+
+
+def _small_and_whole(request: web.Request, upstream_response: aiohttp.ClientResponse) -> bool:
+    """A response worth reading whole and sending in one write: a known, small length and a
+    body to send (not HEAD, 204 or 304). SSE and other open-ended bodies keep streaming."""
+    length = upstream_response.content_length
+    return (
+        length is not None
+        and length <= WHOLE_RESPONSE_LIMIT
+        and request.method != "HEAD"
+        and upstream_response.status not in (204, 304)
+    )
+
+
+async def _deliver_whole(
+    upstream_response: aiohttp.ClientResponse,
+    quota_headers: dict[str, str],
+    request_id: str,
+    record: RequestRecord,
+    extra: dict[str, str],
+) -> web.Response:
+    try:
+        payload = await upstream_response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # Nothing was sent yet, so the client gets a clear answer instead of a cut connection.
+        record.upstream_error = UPSTREAM_BROKEN
+        log.warning("product %s: upstream response broke off: %r", record.product_slug, exc)
+        failure = problem(502, "Bad Gateway", "The upstream's response broke off.", "upstream_broken")
+        failure.headers.update(extra)
+        return failure
+    headers = forwarded_response_headers(upstream_response.headers)
+    headers.popall("Content-Length", None)  # set from the body
+    response = web.Response(
+        status=upstream_response.status, reason=upstream_response.reason, body=payload, headers=headers
+    )
+    response.headers.update(quota_headers)
+    response.headers.update(extra)
+    response.headers[REQUEST_ID] = request_id
     return response
 
 

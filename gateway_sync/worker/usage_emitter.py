@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from gateway_sync.contract.usage import PATH_MAX_CHARS, UsageEvent, encode_event
 from gateway_sync.worker.app import OBSERVERS_KEY, SETTINGS_KEY
+from gateway_sync.worker.ids import new_id
 from gateway_sync.worker.record import RequestRecord
 from gateway_sync.worker.settings import WorkerSettings
 from gateway_sync.worker.supervisor import BackgroundTasks
@@ -64,7 +65,7 @@ def usage_event(record: RequestRecord, worker_id: str) -> UsageEvent:
     """The event for a finished request, within the contract's bounds."""
     status = record.status if 100 <= record.status <= 599 else CLIENT_CLOSED
     return UsageEvent(
-        event_id=os.urandom(16).hex(),
+        event_id=new_id(),
         at=record.at,
         worker_id=worker_id,
         app_id=record.app_id,
