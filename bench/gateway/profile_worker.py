@@ -44,47 +44,51 @@ BUCKETS = (
 
 # The reading of the last profile, by hand (the numbers it cites are from that run).
 FINDINGS = """\
-## Reading (by hand, from the runs of this script; percentages vary a few points run to run)
+## Reading (by hand, from the runs of 2026-11-25 at commit 2ec6003; percentages move a few points run to run)
 
-Our own functions are each about 1% of the event loop's samples or less: the time goes to
-what each request makes the process do, not to our Python. By inclusive time:
+Since 2ec6003 ("small request bodies sent whole, small responses ... sent in one write,
+ids without uuid4") the request and response each take one write, and our own functions
+are each under 2% of the event loop's samples. What is left, by inclusive time:
 
-1. **The Redis limiter: 16-27% of the loop's samples, and one network round trip per
-   request before the upstream is even called** (`_check_limits` -> `RedisLimiter.check`
-   -> `_run` -> `_eval` -> redis-py `evalsha`). It is also most of the latency added at
-   c=1 beyond a bare aiohttp pass-through (compare `ours (1 process)` with
-   `aiohttp-aiohttp` in gateway_server_choice.md). Within it, redis-py's own Python:
-   `execute_command`, `pack_command`, `Encoder.encode`, the pure-Python
-   `_AsyncRESP3Parser` (hiredis is not installed), and an `asyncio.timeout` per read
-   (`socket_timeout=0.25` in `limiter_redis_client`: `timeout`, `Timeout.__aexit__`,
-   `current_task` together 4-6% own time). What I would change, in order of size:
-   - batch the checks of concurrent requests into one pipelined call per loop turn (one
-     round trip and one write for many requests; each still gets its own exact decision);
-   - or a local lease (take N units per Redis call and spend them locally: exact to within
-     N per process, a bound to document next to the plan's limit);
-   - install `hiredis` (redis-py picks it up: C parsing of replies);
-   - one `uuid4()` less: the limiter's `token` per check (`uuid.uuid4().hex`, an
-     `os.urandom` call) could be a per-process prefix and a counter.
-2. **The request body is streamed to the upstream even when it is small and its length
-   known** (`_single_attempt` passes `RequestBody.chunks()`; aiohttp sends an
-   `AsyncIterablePayload`, headers and body in separate writes: `write_bytes`,
-   `AsyncIterablePayload.write_with_length`, `StreamWriter._writelines`). With a
-   Content-Length under the 64 KiB replay limit, `await request.read()` and send bytes:
-   aiohttp then writes headers and body at once.
-3. **The response is always a `StreamResponse`** (`_deliver`, 12-15% inclusive: `prepare`,
-   a `write` per chunk, `write_eof`, each a socket write: `StreamWriter._write`). When the
-   upstream's answer has a small Content-Length and is not an event stream, read it and
-   answer with one `web.Response`. Keep streaming for SSE and large or unknown lengths.
-4. **The usage emitter: about 6%** (`UsageEmitter.observe` + `usage_event` per request,
-   about 3%; `flush` -> `RedisStreamSink` XADDs, about 3%). `usage_event` alone is 2-3%
-   own time: building the event could be deferred to the flush (keep the raw fields).
-5. Small, per request: `uuid4()` again for the request id (about 1%), four middlewares
-   (`track_requests`, `json_errors`, `pin_snapshot`, the records' `notify_observers`) each a
-   coroutine frame, and a new timeout per upstream request in aiohttp's client.
-6. Not speed but noise: when a client goes away mid-answer (every wrk run's end), the
-   worker logs `ClientConnectionResetError: Cannot write to closing transport` at ERROR
-   with a traceback, and "upstream unreachable" at WARNING for the request body it could
-   not forward. A client that leaves is not a gateway error: DEBUG, and a counter.
+1. **The Redis limiter: 25-27% of the loop's samples, and one network round trip per
+   request before the upstream is called** (`_check_limits` -> `RedisLimiter.check` ->
+   `_run` -> `_eval` -> redis-py `evalsha`). It is most of the latency our worker adds at
+   c=1 over a bare aiohttp pass-through (`ours (1 process)` against `aiohttp-aiohttp` in
+   gateway_server_choice.md: about +0.35 to +0.6 ms). Inside it, redis-py's own Python:
+   `pack_command` (2.5% own), `Encoder.encode`, `BlockingConnectionPool.get_connection`,
+   the pure-Python `_AsyncRESP3Parser` (hiredis is not installed), and an
+   `asyncio.timeout` around each read because `limiter_redis_client` sets
+   `socket_timeout=0.25` (`timeout`, `Timeout.reschedule`, `Timeout.__aexit__`,
+   `current_task`: 4-5% own together). What I would change, largest first:
+   - batch the checks of concurrent requests into one pipelined call per loop turn: one
+     round trip and one write for many requests, each still with its exact decision;
+   - or a local lease: take N units per Redis call and spend them in the process, exact
+     to within N per process (a bound to document next to the plan's limit);
+   - install `hiredis` (redis-py uses it when present: replies parsed in C);
+   - one timeout per check (`asyncio.timeout` around the whole `evalsha`) instead of
+     redis-py's per-read `socket_timeout`;
+   - small: `uuid.uuid4().hex` is still the limiter's per-check `token` (limits.py; the
+     request ids moved to `worker/ids.py`), and each decision is built twice
+     (`dataclasses.replace(self._parse(...))`, `replace` 1.3% own).
+2. **The usage emitter: about 7%**: `UsageEmitter.flush` -> `RedisStreamSink` XADDs
+   (4.5%, a second Redis client on the loop) and `observe` + `usage_event` per request
+   (2.4%; `usage_event` alone 1.8% own). Build the event at flush time from the raw
+   fields, and give the stream writes a larger batch under load.
+3. **Socket writes are the floor**: `aiohttp.http_writer.StreamWriter._writelines` (12-15%
+   own) and `asyncio.StreamWriter.writelines` (redis-py, 5%) are `send()` system calls
+   charged to the frame that makes them; one per direction per request is the minimum,
+   plus one per Redis command (so item 1 removes some).
+4. Four middlewares (`track_requests`, `json_errors`, `pin_snapshot`, then
+   `notify_observers` for the records), each a coroutine frame per request: about 5%
+   between `track_requests` (59.8% inclusive) and `_handle` (54.1%). Folding them into
+   one would save a few percent.
+5. Not speed but noise: when a client goes away mid-request (every wrk run's end), the
+   worker logs it at ERROR with a full traceback from `aiohttp.server`: at 2ec6003
+   `ConnectionResetError: Connection lost` raised from `RequestBody.buffer`
+   (`wire.py`, reading the body in `_single_attempt`), 13 of them after a 3 s run; before
+   it, `ClientConnectionResetError: Cannot write to closing transport` from `_deliver`.
+   A client that leaves is not a gateway error: catch it in the handler, DEBUG and a
+   counter.
 
 Nothing was changed in the worker here (the brief: measure, list, do not change).
 """
