@@ -424,17 +424,25 @@ async def _deliver(
         response.headers.update(extra)
         response.headers[REQUEST_ID] = request_id
         await response.prepare(request)
-        try:
-            async for chunk in upstream_response.content.iter_chunked(CHUNK):
-                record.bytes_out += len(chunk)
+        while True:
+            try:
+                chunk = await upstream_response.content.read(CHUNK)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # Headers are gone: nothing left but to cut the connection short.
+                record.upstream_error = UPSTREAM_BROKEN
+                log.warning("product %s: upstream response broke off: %r", record.product_slug, exc)
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            if not chunk:
+                break
+            try:
                 await response.write(chunk)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # Headers are gone: nothing left but to cut the connection short.
-            record.upstream_error = UPSTREAM_BROKEN
-            log.warning("product %s: upstream response broke off: %r", record.product_slug, exc)
-            if request.transport is not None:
-                request.transport.close()
-            return response
+            except ConnectionError:
+                # The client went away mid-stream: its business, not a gateway error.
+                record.client_closed = True
+                return response
+            record.bytes_out += len(chunk)
         await response.write_eof()
     return response
 
@@ -537,6 +545,11 @@ def _upstream_failure(
 ) -> web.Response:
     if body.too_large:
         return _too_large(settings)
+    transport = body.request.transport
+    if transport is None or transport.is_closing():
+        # The client left while its body was being sent on: nobody will read this answer.
+        record.client_closed = True
+        return problem(400, "Bad Request", "The client closed the connection.", "client_closed")
     if isinstance(exc, TimeoutError):
         record.upstream_error = UPSTREAM_TIMEOUT
         return problem(504, "Gateway Timeout", "The upstream did not answer in time.", "upstream_timeout")

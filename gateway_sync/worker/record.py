@@ -59,6 +59,8 @@ class RequestRecord:
     tool_name: str | None = None
     is_error: bool = False
     guardrail_actions: list[str] = field(default_factory=list)
+    # The client went away before the response was complete (the usage event says 499).
+    client_closed: bool = False
     # Set by finish(): seconds from the start to the last byte sent.
     duration_s: float = 0.0
 

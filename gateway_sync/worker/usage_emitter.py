@@ -63,7 +63,7 @@ _CLAIM = re.compile(r"^(?P<name>.+\.jsonl)\.replaying-(?P<pid>\d+)$")
 
 def usage_event(record: RequestRecord, worker_id: str) -> UsageEvent:
     """The event for a finished request, within the contract's bounds."""
-    status = record.status if 100 <= record.status <= 599 else CLIENT_CLOSED
+    status = record.status if 100 <= record.status <= 599 and not record.client_closed else CLIENT_CLOSED
     return UsageEvent(
         event_id=new_id(),
         at=record.at,

@@ -7,10 +7,14 @@ import asyncio
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis
 import redis.asyncio
+from aiohttp import web
 
+from demo_upstreams.inprocess import serve_aiohttp
+from gateway_sync.contract import schema as s
 from gateway_sync.contract.usage import PATH_MAX_CHARS, decode_event, encode_event
 from gateway_sync.worker.proxy_rest import register_rest_proxy
 from gateway_sync.worker.record import LIMIT_ALLOWED, LIMIT_LIMITED, RequestRecord
@@ -26,7 +30,7 @@ from gateway_sync.worker.usage_emitter import (
 )
 from tests.worker.private_redis import private_redis
 from tests.worker.processes import free_port
-from tests.worker.test_rest_proxy import bearer, gateway, settings_for, world
+from tests.worker.test_rest_proxy import GOOD, bearer, gateway, settings_for, world
 
 pytestmark = pytest.mark.anyio
 
@@ -240,3 +244,46 @@ async def test_the_flusher_stops_when_cancelled_just_as_a_batch_fills(tmp_path):
         done, _pending = await asyncio.wait({task}, timeout=2)
         assert task in done, "the flusher ignored its cancellation"
         assert task.cancelled()
+
+
+async def test_a_client_leaving_mid_stream_is_a_499_not_a_gateway_error(tmp_path, echo_a, echo_b, caplog):
+    async def slow_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        try:
+            for number in range(200):
+                await response.write(b"chunk %d\n" % number)
+                await asyncio.sleep(0.01)
+        except ConnectionError:  # the gateway hung up on it: expected here
+            pass
+        return response
+
+    upstream = web.Application()
+    upstream.router.add_get("/slow", slow_stream)
+    settings = settings_for(tmp_path, usage_spool_dir=tmp_path / "usage", usage_flush_interval_s=0.05)
+    with serve_aiohttp(upstream) as slow_url:
+        snapshot = world(settings, slow_url, echo_b)  # product "echo" routes to slow_url/anything/base
+        raw = msgspec.structs.replace(
+            snapshot,
+            products=tuple(
+                msgspec.structs.replace(p, upstream=s.Upstream(url=slow_url)) if p.slug == "raw" else p
+                for p in snapshot.products
+            ),
+        )
+        async with gateway(settings, raw, registrars=[register_rest_proxy, register_usage_emitter]) as client:
+            reader, writer = await asyncio.open_connection(client.host, client.port)
+            writer.write(
+                b"GET /api/raw/slow HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + GOOD.encode() + b"\r\n\r\n"
+            )
+            await writer.drain()
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+            await reader.readuntil(b"chunk 1\n")
+            writer.close()
+            deadline = asyncio.get_running_loop().time() + 10
+            while not spooled(tmp_path / "usage"):
+                assert asyncio.get_running_loop().time() < deadline, "no usage event"
+                await asyncio.sleep(0.05)
+    [event] = spooled(tmp_path / "usage")
+    assert (event.status, event.product_slug, event.is_error) == (499, "raw", False)
+    assert 0 < event.bytes_out < 200 * 8
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
