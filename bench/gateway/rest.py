@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup_seconds": WARMUP_S,
         "busy_connections": BUSY_CONNECTIONS,
         "request_body_bytes": len(CHAT_REQUEST),
-        "mock_upstream": {"server": f"nginx {nginx_version()}", "workers": 1, "cpu_s_whole_run": round(mock_cpu, 2)},
+        "mock_upstream": {"server": nginx_version(), "workers": 1, "cpu_s_whole_run": round(mock_cpu, 2)},
         "setups": {
             name: {
                 "description": outcome.description,

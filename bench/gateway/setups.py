@@ -29,7 +29,6 @@ from bench.gateway.common import (
 from bench.gateway.load import CHAT_REQUEST
 from bench.gateway.upstream import nginx_proxy, nginx_version
 
-LITELLM_VERSION = "1.108.7"
 LITELLM_MASTER_KEY = "sk-bench-master"
 UPSTREAM_KEY = "sk-mock-upstream"
 PORTKEY_ENTRY = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
@@ -110,7 +109,7 @@ class Nginx(Setup):
 
 class LiteLLM(Setup):
     name = "litellm"
-    description = f"LiteLLM proxy {LITELLM_VERSION} (own venv), master key, no database, 2 workers"
+    description = "LiteLLM proxy (own venv), master key, no database, 2 workers"
 
     def version(self) -> str:
         python = LITELLM_VENV / "bin" / "python"
