@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(folder, ignore_errors=True)
 
     tables = aggregate(raw)
+    other_top = tables["other_threads_top"]
+    assert isinstance(other_top, list)
     busy = load["c50"]
     report = {
         "benchmark": "gateway_profile",
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{running.processes} processes, Redis mode, under wrk at 50 connections ({busy.requests_per_s:,.0f} req/s "
         f"for the whole worker meanwhile, {busy.errors} errors). {tables['samples']} samples of the event "
         f"loop's thread ({tables['other_thread_samples']} more in other threads, left out: "
-        f"{', '.join(row['function'] for row in tables['other_threads_top'])}). "
+        f"{', '.join(row['function'] for row in other_top)}). "
         "Rerun: `.venv/bin/python -m bench.gateway.profile_worker`.",
         "",
         FINDINGS,

@@ -212,8 +212,8 @@ def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: d
     goals = summary["goals"]
     assert isinstance(goals, list)
     for goal in goals:
-        met = {True: "**yes**", False: "**no**", None: "not measured"}[goal["met"]]
-        lines.append(f"| {goal['name']} | {_fmt(goal['value'], 3)} | {goal['goal']} | {met} |")
+        verdict = {True: "**yes**", False: "**no**", None: "not measured"}[goal["met"]]
+        lines.append(f"| {goal['name']} | {_fmt(goal['value'], 3)} | {goal['goal']} | {verdict} |")
     met = [g["name"] for g in goals if g["met"] is True]
     missed = [g["name"] for g in goals if g["met"] is False]
     unmeasured = [g["name"] for g in goals if g["met"] is None]
