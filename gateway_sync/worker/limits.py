@@ -36,6 +36,7 @@ way the outage is logged once, its end once, and Redis is retried at most every
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import logging
@@ -345,6 +346,64 @@ def redis_key(scope: str, limit: Limit) -> str:
     return f"{KEY_PREFIX}{{{scope}}}:{limit.name}:{limit.window_s}"
 
 
+class _Coalescer:
+    """The checks of one event-loop turn go to Redis as one pipeline: one write and one
+    read for all of them, instead of a round trip (and a pooled connection) each. A check
+    waits at most until the end of the turn it was made in."""
+
+    def __init__(self, client: redis.asyncio.Redis, script: str) -> None:
+        self.client = client
+        self.script = script
+        self.sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+        self._pending: list[tuple[Sequence[str], Sequence[int | str], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def call(self, keys: Sequence[str], args: Sequence[int | str]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((keys, args, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[Sequence[str], Sequence[int | str], asyncio.Future[Any]]]) -> None:
+        try:
+            replies = await self._execute(batch)
+        except BaseException as exc:  # every waiting check sees the failure and decides
+            for _keys, _args, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for (_keys, _args, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # the request was cancelled meanwhile
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _execute(self, batch: list[tuple[Sequence[str], Sequence[int | str], asyncio.Future[Any]]]) -> list[Any]:
+        replies = await self._pipeline(batch)
+        if any(isinstance(reply, NoScriptError) for reply in replies):  # Redis restarted or flushed
+            await self.client.script_load(self.script)
+            replies = await self._pipeline(batch)
+        return replies
+
+    async def _pipeline(self, batch: list[tuple[Sequence[str], Sequence[int | str], asyncio.Future[Any]]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args, _future in batch:
+            pipe.evalsha(self.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
+
+
 class RedisLimiter:
     """Exact quotas shared by every worker (see the module docstring). The client is the
     caller's (see ``limiter_redis_client``), and so is closing it."""
@@ -363,7 +422,7 @@ class RedisLimiter:
         self.fail_mode: FailMode = fail_mode
         self.fallback = fallback if fallback is not None else MemoryLimiter()
         self.probe_interval_s = probe_interval_s
-        self._sha = hashlib.sha1(LIMIT_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+        self._checks = _Coalescer(client, LIMIT_SCRIPT)
         self._refund_sha = hashlib.sha1(REFUND_SCRIPT.encode(), usedforsecurity=False).hexdigest()
         self._down_since: float | None = None
         self._next_probe = 0.0
@@ -395,7 +454,7 @@ class RedisLimiter:
         args: list[int | str] = [cost, token]
         for limit in limits:
             args += [limit.window_s * 1000, limit.max_requests, 0 if limit.sliding else 1]
-        reply = await self._eval(self._sha, LIMIT_SCRIPT, keys, args)
+        reply = await self._checks.call(keys, args)
         return [int(value) for value in reply], token
 
     async def _eval(self, sha: str, script: str, keys: Sequence[str], args: Sequence[int | str | float]) -> Any:

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from redis.exceptions import NoScriptError
 
 from gateway_sync.worker.limits import Limit, MemoryLimiter, RedisLimiter, limiter_redis_client, rate_limit_headers
+from tests.worker.private_redis import private_redis
 from tests.worker.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -180,35 +180,46 @@ async def test_cost_and_a_fixed_day_window(limiter, scope):
     assert (await limiter.check(scope=scope, limits=[MINUTE])).remaining == 100 - 6
 
 
-async def test_the_script_is_loaded_again_on_noscript(limiter, scope, monkeypatch):
-    # As after a Redis restart or SCRIPT FLUSH (not run here: it would hit the whole server).
-    assert (await limiter.check(scope=scope, limits=[MINUTE])).allowed
-    evalsha, loads = limiter.client.evalsha, []
-    script_load = limiter.client.script_load
-    monkeypatch.setattr(limiter.client, "evalsha", _fail_once(evalsha))
+async def test_the_scripts_are_loaded_again_after_a_script_flush(tmp_path, scope):
+    """As after a Redis restart: on a Redis of the test's own, SCRIPT FLUSH, then a check
+    (pipelined) and a refund (direct) each load their script again and go on exactly."""
+    with private_redis(tmp_path / "redis") as server:
+        client = limiter_redis_client(server.url, timeout_s=2.0)
+        limiter = RedisLimiter(client, fail_mode="closed")
+        try:
+            first = await limiter.check(scope=scope, limits=[MINUTE])
+            await client.script_flush()
+            second = await limiter.check(scope=scope, limits=[MINUTE])
+            assert (second.allowed, second.remaining, second.degraded) == (True, 98, False)
+            await client.script_flush()
+            await limiter.refund(scope=scope, decision=first)
+            assert (await limiter.check(scope=scope, limits=[MINUTE])).remaining == 98
+        finally:
+            await client.aclose()
 
-    async def counting_load(script):
-        loads.append(script)
-        return await script_load(script)
 
-    monkeypatch.setattr(limiter.client, "script_load", counting_load)
-    decision = await limiter.check(scope=scope, limits=[MINUTE])
-    assert decision.allowed
-    assert decision.remaining == 98
-    assert not decision.degraded
-    assert len(loads) == 1
+async def test_concurrent_checks_share_pipelines_and_stay_exact(limiter, scope):
+    """Checks made in one loop turn travel together; each still gets its own decision."""
+    executed: list[int] = []
+    pipeline = limiter.client.pipeline
 
+    def counting_pipeline(*args, **kwargs):
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
 
-def _fail_once(evalsha):
-    calls = []
+        async def counted(*a, **k):
+            executed.append(len(pipe.command_stack))
+            return await execute(*a, **k)
 
-    async def wrapper(*args):
-        calls.append(args)
-        if len(calls) == 1:
-            raise NoScriptError("NOSCRIPT No matching script.")
-        return await evalsha(*args)
+        pipe.execute = counted
+        return pipe
 
-    return wrapper
+    limiter.client.pipeline = counting_pipeline
+    decisions = await asyncio.gather(*(limiter.check(scope=scope, limits=[MINUTE]) for _ in range(150)))
+    assert sum(d.allowed for d in decisions) == 100
+    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(100))
+    assert sum(executed) == 150
+    assert len(executed) < 10, executed  # a few round trips, not 150
 
 
 async def test_fail_open_uses_the_local_limiter(caplog):
