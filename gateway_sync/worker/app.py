@@ -12,8 +12,8 @@ Extension points for the proxy routes (the next issues):
 - ``route_registrars``: callables that get the application and add routes, middlewares or
   further ``cleanup_ctx`` entries (such as a shared upstream client). They find the holder
   at ``app[HOLDER_KEY]`` and the settings at ``app[SETTINGS_KEY]``.
-- Every request gets the snapshot current when it arrived at ``request[SNAPSHOT_KEY]``
-  (read it with ``request_snapshot``), and should use that one object until it ends, so a
+- A handler takes the current snapshot as it starts with ``request_snapshot(request)``
+  (pinned at ``request[SNAPSHOT_KEY]``) and uses that one object until it ends, so a
   swap mid-request (or mid-stream) changes nothing for it.
 """
 
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: WorkerSettings, *, route_registrars: Sequence[RouteRegistrar] = ()) -> web.Application:
-    app = web.Application(middlewares=[json_errors, pin_snapshot])
+    app = web.Application(middlewares=[json_errors])
     app[SETTINGS_KEY] = settings
     app[HOLDER_KEY] = SnapshotHolder()
     app[OBSERVERS_KEY] = []
@@ -74,8 +74,16 @@ def create_app(settings: WorkerSettings, *, route_registrars: Sequence[RouteRegi
 
 
 def request_snapshot(request: web.Request) -> CompiledSnapshot | None:
-    """The snapshot this request started with; None if the worker had none yet."""
-    return request.get(SNAPSHOT_KEY)
+    """The snapshot this request started with; None if the worker had none yet.
+
+    Pinned on the first call, which handlers make as they start (a middleware doing it
+    cost every request a coroutine frame); every later call returns the same object."""
+    pinned = request.get(SNAPSHOT_KEY)
+    if pinned is None:
+        pinned = request.app[HOLDER_KEY].current()
+        if pinned is not None:
+            request[SNAPSHOT_KEY] = pinned
+    return pinned
 
 
 def notify_observers(app: web.Application, record: RequestRecord) -> None:
@@ -86,15 +94,6 @@ def notify_observers(app: web.Application, record: RequestRecord) -> None:
             observer.observe(record)
         except Exception:  # an observer's bug must not turn a served request into an error
             log.exception("request observer %r failed", observer)
-
-
-@web.middleware
-async def pin_snapshot(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Take the current snapshot once, as the request starts (see the module docstring)."""
-    current = request.app[HOLDER_KEY].current()
-    if current is not None:
-        request[SNAPSHOT_KEY] = current
-    return await handler(request)
 
 
 @web.middleware

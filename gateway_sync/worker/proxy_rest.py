@@ -109,6 +109,9 @@ async def _proxy_lifespan(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30, enable_cleanup_closed=True)
     session = aiohttp.ClientSession(
         connector=connector,
+        # One session serves every consumer: it must remember no upstream's cookies, or
+        # one consumer's Set-Cookie would ride along with the next consumer's request.
+        cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
         timeout=aiohttp.ClientTimeout(total=None),

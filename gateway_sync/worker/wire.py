@@ -3,6 +3,7 @@ consumer's request body (size-limited, buffered for replay when small)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -65,9 +66,15 @@ def client_timeout(route: Route | None, upstream: Upstream, remaining_s: float |
 
 def upstream_url(upstream: Upstream, remainder: str, query: str) -> URL:
     """The upstream's base URL path + the remainder, with the consumer's raw query string."""
-    base = URL(upstream.url)
+    base = _base_url(upstream.url)
     url = base.with_path(base.raw_path.rstrip("/") + remainder, encoded=True)
     return URL(f"{url}?{query}", encoded=True) if query else url
+
+
+@functools.lru_cache(maxsize=4096)
+def _base_url(url: str) -> URL:
+    # Parsed once per upstream, not once per request.
+    return URL(url)
 
 
 class BodyTooLarge(Exception):

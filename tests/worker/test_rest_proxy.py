@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import test_utils, web
 
@@ -121,7 +122,8 @@ async def gateway(
     settings: WorkerSettings, snapshot: s.Snapshot, *, registrars: Sequence[RouteRegistrar] = (register_rest_proxy,)
 ) -> AsyncIterator[Client]:
     app = create_app(settings, route_registrars=registrars)
-    async with test_utils.TestClient(test_utils.TestServer(app)) as client:
+    # No cookie jar: what the test sends is what a consumer sends, no more.
+    async with test_utils.TestClient(test_utils.TestServer(app), cookie_jar=aiohttp.DummyCookieJar()) as client:
         app[HOLDER_KEY].swap(CompiledSnapshot.build(snapshot, sha256="0" * 64))
         yield client
 
@@ -271,7 +273,8 @@ async def test_canary_header_routes_to_the_second_target(client):
 
 async def test_503_before_any_snapshot(tmp_path):
     app = create_app(settings_for(tmp_path), route_registrars=[register_rest_proxy])
-    async with test_utils.TestClient(test_utils.TestServer(app)) as client:
+    # No cookie jar: what the test sends is what a consumer sends, no more.
+    async with test_utils.TestClient(test_utils.TestServer(app), cookie_jar=aiohttp.DummyCookieJar()) as client:
         await problem_of(await client.get("/api/echo/x", headers=bearer()), 503)
 
 

@@ -118,3 +118,29 @@ async def test_an_upstream_that_breaks_off_mid_body_is_a_502(tmp_path, echo_a, e
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_an_upstreams_cookies_never_travel_to_another_callers_request(tmp_path, echo_a, echo_b):
+    """The shared upstream client keeps no cookie jar: a Set-Cookie answered to one consumer
+    must not be sent upstream with the next consumer's request."""
+
+    async def set_cookie(request: web.Request) -> web.Response:
+        response = web.json_response({"set": True})
+        response.set_cookie("session", "consumer-a-secret")
+        return response
+
+    async def show_cookie(request: web.Request) -> web.Response:
+        return web.json_response({"cookie": request.headers.get("Cookie")})
+
+    app = web.Application()
+    app.router.add_get("/set", set_cookie)
+    app.router.add_get("/show", show_cookie)
+    settings = settings_for(tmp_path)
+    with serve_aiohttp(app) as url:
+        # By name: a cookie jar ignores cookies of hosts given as IP addresses.
+        by_name = url.replace("127.0.0.1", "localhost")
+        async with gateway(settings, pointing_raw_at(world(settings, echo_a, echo_b), by_name)) as client:
+            first = await client.get("/api/raw/set", headers=bearer())
+            assert "consumer-a-secret" in first.headers["Set-Cookie"]  # passed back to its caller
+            second = await client.get("/api/raw/show", headers=bearer())
+            assert (await second.json()) == {"cookie": None}
