@@ -14,7 +14,7 @@ import sys
 import uvloop
 
 from gateway_sync.worker.app import create_app
-from gateway_sync.worker.metrics import register_metrics
+from gateway_sync.worker.metrics_shared import register_metrics
 from gateway_sync.worker.processes import (
     SUPERVISOR_PID_ENV,
     EmbeddedMultiprocessError,

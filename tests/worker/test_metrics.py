@@ -25,20 +25,15 @@ from aiohttp import test_utils, web
 from demo_upstreams import echo
 from demo_upstreams.inprocess import serve_aiohttp
 from gateway_sync.contract import schema as s
-from gateway_sync.worker import metrics as metrics_module
+from gateway_sync.worker import metrics_shared as metrics_module
 from gateway_sync.worker.__main__ import REGISTRARS
 from gateway_sync.worker.app import HOLDER_KEY, OBSERVERS_KEY, create_app, notify_observers
 from gateway_sync.worker.auth import keyed_hash
-from gateway_sync.worker.metrics import (
-    CONTENT_TYPE,
-    FRESH_S,
+from gateway_sync.worker.metrics import CONTENT_TYPE, FRESH_S, WRITE_INTERVAL_S, Metrics, ProcessState, merge_states
+from gateway_sync.worker.metrics_shared import (
     METRICS_KEY,
     SHARED_METRICS_KEY,
-    WRITE_INTERVAL_S,
-    Metrics,
-    ProcessState,
     SharedMetrics,
-    merge_states,
     pid_alive,
     register_metrics,
 )
