@@ -346,7 +346,71 @@ def redis_key(scope: str, limit: Limit) -> str:
     return f"{KEY_PREFIX}{{{scope}}}:{limit.name}:{limit.window_s}"
 
 
-class _Coalescer:
+def script_sha(script: str) -> str:
+    return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+
+
+async def eval_script(
+    client: redis.asyncio.Redis, script: str, keys: Sequence[str], args: Sequence[int | str | float], *, sha: str = ""
+) -> Any:
+    """EVALSHA, loading the script again on NOSCRIPT (Redis restarted or flushed)."""
+    sha = sha or script_sha(script)
+    try:
+        return await client.evalsha(sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await client.script_load(script)
+        return await client.evalsha(sha, len(keys), *keys, *args)
+
+
+class RedisOutage:
+    """When Redis is considered down, shared by the Redis-backed limiters: an outage is
+    logged once when it starts (with what ``fail_mode`` does meanwhile) and once when it
+    ends, and while it lasts Redis is tried at most every ``probe_interval_s`` so that a
+    blackholed Redis does not cost every request a timeout."""
+
+    def __init__(
+        self, *, what: str, fail_mode: FailMode, probe_interval_s: float, logger: logging.Logger = log
+    ) -> None:
+        if fail_mode not in ("open", "closed"):
+            raise ValueError(f"fail_mode must be 'open' or 'closed', not {fail_mode!r}")
+        self.what = what
+        self.fail_mode: FailMode = fail_mode
+        self.probe_interval_s = probe_interval_s
+        self.log = logger
+        self.down_since: float | None = None
+        self.next_probe = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def skip_redis(self) -> bool:
+        """True: Redis is down and not due for a probe; decide without it."""
+        return self.down_since is not None and time.monotonic() < self.next_probe
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self.next_probe = now + self.probe_interval_s
+        if self.down_since is None:
+            self.down_since = now
+            self.log.warning(
+                "%s: Redis unreachable (%s: %s); failing %s%s",
+                self.what,
+                type(exc).__name__,
+                exc,
+                self.fail_mode,
+                " to the per-process limiter (limits are per worker until Redis is back)"
+                if self.fail_mode == "open"
+                else ": refusing every request until Redis is back",
+            )
+
+    def succeeded(self) -> None:
+        if self.down_since is not None:
+            self.log.warning("%s: Redis is back after %.1f s", self.what, time.monotonic() - self.down_since)
+            self.down_since = None
+
+
+class ScriptCoalescer:
     """The checks of one event-loop turn go to Redis as one pipeline: one write and one
     read for all of them, instead of a round trip (and a pooled connection) each. A check
     waits at most until the end of the turn it was made in."""
@@ -354,7 +418,7 @@ class _Coalescer:
     def __init__(self, client: redis.asyncio.Redis, script: str) -> None:
         self.client = client
         self.script = script
-        self.sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+        self.sha = script_sha(script)
         self._pending: list[tuple[Sequence[str], Sequence[int | str], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -416,36 +480,31 @@ class RedisLimiter:
         fallback: MemoryLimiter | None = None,
         probe_interval_s: float = 0.5,
     ) -> None:
-        if fail_mode not in ("open", "closed"):
-            raise ValueError(f"fail_mode must be 'open' or 'closed', not {fail_mode!r}")
+        self.outage = RedisOutage(what="rate limiter", fail_mode=fail_mode, probe_interval_s=probe_interval_s)
         self.client = client
         self.fail_mode: FailMode = fail_mode
         self.fallback = fallback if fallback is not None else MemoryLimiter()
         self.probe_interval_s = probe_interval_s
-        self._checks = _Coalescer(client, LIMIT_SCRIPT)
-        self._refund_sha = hashlib.sha1(REFUND_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-        self._down_since: float | None = None
-        self._next_probe = 0.0
+        self._checks = ScriptCoalescer(client, LIMIT_SCRIPT)
+        self._refund_sha = script_sha(REFUND_SCRIPT)
 
     @property
     def degraded(self) -> bool:
         """True while Redis is considered down."""
-        return self._down_since is not None
+        return self.outage.down
 
     async def check(self, *, scope: str, limits: Sequence[Limit], cost: int = 1) -> Decision:
         _check_cost(cost)
         if not limits:
             return _decide(limits, [], True)
-        if self._down_since is not None and time.monotonic() < self._next_probe:
+        if self.outage.skip_redis():
             return self._without_redis(scope, limits, cost)
         try:
             reply, token = await self._run(scope, limits, cost)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._outage(exc)
+            self.outage.failed(exc)
             return self._without_redis(scope, limits, cost)
-        if self._down_since is not None:
-            log.warning("rate limiter: Redis is back after %.1f s", time.monotonic() - self._down_since)
-            self._down_since = None
+        self.outage.succeeded()
         return dataclasses.replace(self._parse(limits, reply[:-1]), cost=cost, token=token, at=reply[-1])
 
     async def _run(self, scope: str, limits: Sequence[Limit], cost: int) -> tuple[list[int], str]:
@@ -456,13 +515,6 @@ class RedisLimiter:
             args += [limit.window_s * 1000, limit.max_requests, 0 if limit.sliding else 1]
         reply = await self._checks.call(keys, args)
         return [int(value) for value in reply], token
-
-    async def _eval(self, sha: str, script: str, keys: Sequence[str], args: Sequence[int | str | float]) -> Any:
-        try:
-            return await self.client.evalsha(sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.client.script_load(script)
-            return await self.client.evalsha(sha, len(keys), *keys, *args)
 
     async def refund(self, *, scope: str, decision: Decision) -> None:
         """Best effort: if Redis fails now, the request keeps its unit (logged)."""
@@ -476,7 +528,7 @@ class RedisLimiter:
         for limit in decision.policies:
             args += [limit.window_s * 1000, 0 if limit.sliding else 1]
         try:
-            await self._eval(self._refund_sha, REFUND_SCRIPT, keys, args)
+            await eval_script(self.client, REFUND_SCRIPT, keys, args, sha=self._refund_sha)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("rate limiter: could not give back a unit of %s: %r", scope, exc)
 
@@ -488,21 +540,6 @@ class RedisLimiter:
             retry = None if retry_ms == -1 else math.inf if retry_ms == -2 else retry_ms / 1000
             results.append(_WindowResult(remaining, reset_ms / 1000, retry))
         return _decide(limits, results, reply[0] == 1)
-
-    def _outage(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        self._next_probe = now + self.probe_interval_s
-        if self._down_since is None:
-            self._down_since = now
-            log.warning(
-                "rate limiter: Redis unreachable (%s: %s); failing %s%s",
-                type(exc).__name__,
-                exc,
-                self.fail_mode,
-                " to the per-process limiter (limits are per worker until Redis is back)"
-                if self.fail_mode == "open"
-                else ": refusing every request until Redis is back",
-            )
 
     def _without_redis(self, scope: str, limits: Sequence[Limit], cost: int) -> Decision:
         if self.fail_mode == "open":
