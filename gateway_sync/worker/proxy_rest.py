@@ -25,27 +25,19 @@ from multidict import CIMultiDict
 
 from gateway_sync.contract.schema import Route, Target, Upstream
 from gateway_sync.contract.secrets import upstream_fernet
+from gateway_sync.worker.admission import QuotaRefusal, check_request_quotas
 from gateway_sync.worker.app import SETTINGS_KEY, notify_observers, request_snapshot
 from gateway_sync.worker.auth import Caller, authenticate
 from gateway_sync.worker.cooldown import CooldownTracker
 from gateway_sync.worker.errors import problem
 from gateway_sync.worker.ids import new_id
 from gateway_sync.worker.limits import (
-    Decision,
     MemoryLimiter,
     RedisLimiter,
     RequestLimiter,
     limiter_redis_client,
-    limits_for_key,
-    limits_for_plan,
-    limits_for_route,
-    rate_limit_headers,
 )
 from gateway_sync.worker.record import (
-    LIMIT_ALLOWED,
-    LIMIT_DEGRADED_CLOSED,
-    LIMIT_DEGRADED_OPEN,
-    LIMIT_LIMITED,
     UPSTREAM_BROKEN,
     UPSTREAM_TIMEOUT,
     UPSTREAM_UNREACHABLE,
@@ -492,41 +484,11 @@ async def _deliver_whole(
 async def _check_limits(
     proxy: RestProxy, caller: Caller, route: Route | None, record: RequestRecord
 ) -> dict[str, str] | web.Response:
-    """The subscription's plan quotas, the key's own, then the route's safety limits. A
-    request refused by one gets back what the earlier ones consumed: refused requests
-    spend no quota anywhere."""
-    checks = [(f"sub:{caller.subscription.id}", limits_for_plan(caller.plan))]
-    key_limits = limits_for_key(caller.key)
-    if key_limits:
-        checks.append((f"key:{caller.key.prefix}", key_limits))
-    if route is not None:
-        route_limits = limits_for_route(route.limits)
-        if route_limits:
-            checks.append((f"route:{route.id}", route_limits))
-    admitted: list[tuple[str, Decision]] = []
-    headers: dict[str, str] = {}
-    for scope, limits in checks:
-        decision = await proxy.limiter.check(scope=scope, limits=limits)
-        _note_decision(record, decision)
-        if not decision.allowed:
-            for earlier_scope, earlier in admitted:
-                await proxy.limiter.refund(scope=earlier_scope, decision=earlier)
-            return _too_many({**headers, **rate_limit_headers(decision)}, degraded=decision.degraded)
-        if decision.policies:
-            admitted.append((scope, decision))
-            if not headers:  # the plan's quota is the one reported while nothing refuses
-                headers = rate_limit_headers(decision)
-    return headers
-
-
-def _note_decision(record: RequestRecord, decision: Decision) -> None:
-    """The record keeps the most telling decision: a refusal over a degraded one over a plain one."""
-    if not decision.allowed:
-        record.limit_decision = LIMIT_DEGRADED_CLOSED if decision.degraded else LIMIT_LIMITED
-    elif decision.degraded:
-        record.limit_decision = LIMIT_DEGRADED_OPEN
-    elif decision.policies and record.limit_decision != LIMIT_DEGRADED_OPEN:
-        record.limit_decision = LIMIT_ALLOWED
+    """The quotas at admission (admission.py), answered as a problem when one refuses."""
+    checked = await check_request_quotas(proxy.limiter, caller, route, record)
+    if isinstance(checked, QuotaRefusal):
+        return _too_many(checked.headers, degraded=checked.degraded)
+    return checked
 
 
 def _too_many(headers: dict[str, str], *, degraded: bool) -> web.Response:
