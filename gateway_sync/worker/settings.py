@@ -31,6 +31,8 @@ DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 DEFAULT_USAGE_FLUSH_INTERVAL_S = 0.25
 DEFAULT_USAGE_STREAM_MAXLEN = 1_000_000
 DEFAULT_USAGE_STREAM_KEY = "gateway:usage"
+DEFAULT_RESUME_WINDOW_S = 300.0
+DEFAULT_RESUME_MAX_BYTES = 4 * 1024 * 1024
 # A worker id becomes a file name and part of a Redis key.
 _WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -72,6 +74,11 @@ class WorkerSettings:
     usage_stream_maxlen: int = DEFAULT_USAGE_STREAM_MAXLEN
     # USAGE_FLUSH_INTERVAL_S: how long events wait in memory before a batch is written.
     usage_flush_interval_s: float = DEFAULT_USAGE_FLUSH_INTERVAL_S
+    # RESUME_WINDOW_S: how long a streamed completion stays resumable after its last event
+    # (gateway_sync/worker/resume.py); 0 turns resuming off.
+    resume_window_s: float = DEFAULT_RESUME_WINDOW_S
+    # RESUME_MAX_BYTES: a response larger than this stops being buffered (not resumable).
+    resume_max_bytes: int = DEFAULT_RESUME_MAX_BYTES
 
     @property
     def embedded(self) -> bool:
@@ -116,6 +123,8 @@ class WorkerSettings:
             usage_stream_key=env.string("USAGE_STREAM_KEY", DEFAULT_USAGE_STREAM_KEY) or DEFAULT_USAGE_STREAM_KEY,
             usage_stream_maxlen=env.positive_int("USAGE_STREAM_MAXLEN", DEFAULT_USAGE_STREAM_MAXLEN),
             usage_flush_interval_s=env.interval("USAGE_FLUSH_INTERVAL_S", DEFAULT_USAGE_FLUSH_INTERVAL_S),
+            resume_window_s=env.window("RESUME_WINDOW_S", DEFAULT_RESUME_WINDOW_S),
+            resume_max_bytes=env.byte_count("RESUME_MAX_BYTES", DEFAULT_RESUME_MAX_BYTES),
         )
 
 
@@ -159,6 +168,19 @@ class _Environment:
         # Below 10 ms a loop would spin; above an hour it is surely a unit mistake (ms for s).
         if not (math.isfinite(value) and 0.01 <= value <= 3600):
             raise WorkerSettingsError(f"{name}={raw!r}: use a number of seconds between 0.01 and 3600")
+        return value
+
+    def window(self, name: str, default: float) -> float:
+        """A number of seconds where 0 means "off"; at most a day."""
+        raw = self.string(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise WorkerSettingsError(f"{name}={raw!r} is not a number of seconds") from None
+        if not (math.isfinite(value) and 0 <= value <= 86400):
+            raise WorkerSettingsError(f"{name}={raw!r}: use a number of seconds between 0 (off) and 86400")
         return value
 
     def fail_mode(self) -> Literal["open", "closed"]:

@@ -1,0 +1,523 @@
+"""Resumable streams: a streamed completion kept for ``RESUME_WINDOW_S`` so a client that
+lost its connection can reconnect with ``Last-Event-ID`` and get the rest of an answer
+that was already paid for.
+
+The LLM proxy gives every SSE event it sends an ``id: <response_id>.<seq>`` line
+(``response_id``: 32 hex digits, ``seq``: 0, 1, 2, ...) and calls a ``ResumeStore``:
+
+1. ``begin(response_id, app_id=...)`` when the stream starts;
+2. ``append(response_id, seq, event)`` with the exact bytes of each event as sent;
+3. ``end(response_id)`` once the last event has been sent;
+4. ``replay(response_id, app_id=..., after_seq=...)`` for a reconnecting client: None when
+   the response is unknown, expired, unavailable or another app's (the caller answers
+   404), else an iterator over every event after ``after_seq``, which keeps following a
+   stream still being produced until its ``end``, or until nothing arrived for
+   ``idle_timeout_s`` (the producer died: the iterator ends without the terminal event).
+
+Buffering never slows the stream and never fails it. ``append`` does no I/O: in Redis
+mode it queues a command, and the store's background ``run()`` sends everything queued
+during one loop turn as one pipeline (while a pipeline is in flight the next batch
+gathers: group commit, no fixed delay). When Redis fails, the failure is logged once, the
+streams whose events were lost stop being buffered (resuming them is then unavailable:
+their replay answers None) and the streams themselves go on.
+
+A response whose events pass ``RESUME_MAX_BYTES`` (or ``MAX_EVENTS``) stops being buffered
+and becomes unavailable too: a replay never serves an answer with a hole in it. Replays
+check this themselves as well: events are contiguous from ``after_seq + 1`` or the replay
+stops.
+
+Redis layout (the ``{...}`` hash tag keeps both keys in one cluster slot):
+
+- ``gateway:resume:{<response_id>}``: a stream; event ``seq`` has the entry id
+  ``0-<seq + 1>`` and one field ``d`` (its bytes); ``end`` adds the entry ``1-0``, which
+  sorts after every event and refuses any later append.
+- ``gateway:resume:{<response_id>}:meta``: a hash with ``app`` (the owner's app id).
+
+Both expire ``RESUME_WINDOW_S`` after the last write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol, cast
+
+import redis.asyncio
+from aiohttp import web
+from redis.exceptions import RedisError, ResponseError
+
+from gateway_sync.worker.app import SETTINGS_KEY
+from gateway_sync.worker.settings import WorkerSettings
+from gateway_sync.worker.supervisor import BackgroundTasks
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "gateway:resume:"
+DATA_FIELD = b"d"
+END_FIELD = b"end"
+END_ID = "1-0"
+# A guard beside the byte cap: a flood of tiny events must not make a huge stream either.
+MAX_EVENTS = 100_000
+# A follower idle this long decides the producer died (an LLM may think for a while).
+DEFAULT_IDLE_TIMEOUT_S = 60.0
+# Redis mode: how long one XREAD BLOCK waits before the follower checks on the stream.
+FOLLOW_BLOCK_S = 1.0
+# Redis mode: entries per XRANGE / XREAD while replaying.
+READ_COUNT = 512
+# Redis mode: queued bytes beyond which a slow Redis makes new appends unavailable instead.
+MAX_QUEUED_BYTES = 32 * 1024 * 1024
+REDIS_PROBE_INTERVAL_S = 1.0
+# Embedded mode: all buffered responses together.
+DEFAULT_MEMORY_MAX_BYTES = 64 * 1024 * 1024
+# Sequence numbers fit a Redis stream id's 64-bit sequence part with room to spare.
+MAX_SEQ = 2**53
+_LAST_EVENT_ID = re.compile(r"([0-9a-f]{32})\.(0|[1-9][0-9]{0,15})")
+
+
+def parse_last_event_id(value: str) -> tuple[str, int] | None:
+    """``(response_id, seq)`` from a ``Last-Event-ID`` header, or None if it is not one of
+    ours (``<32 lowercase hex>.<seq>``, no sign, no leading zero, seq below 2**53)."""
+    match = _LAST_EVENT_ID.fullmatch(value.strip())
+    if match is None:
+        return None
+    seq = int(match[2])
+    return (match[1], seq) if seq < MAX_SEQ else None
+
+
+def stream_key(response_id: str) -> str:
+    return f"{KEY_PREFIX}{{{response_id}}}"
+
+
+def meta_key(response_id: str) -> str:
+    return f"{KEY_PREFIX}{{{response_id}}}:meta"
+
+
+class ResumeStore(Protocol):
+    async def begin(self, response_id: str, *, app_id: int) -> None: ...
+
+    async def append(self, response_id: str, seq: int, event: bytes) -> None: ...
+
+    async def end(self, response_id: str) -> None: ...
+
+    async def replay(self, response_id: str, *, app_id: int, after_seq: int) -> AsyncIterator[bytes] | None:
+        """None: answer 404. Otherwise the events after ``after_seq``, in order."""
+
+    async def run(self) -> None:
+        """The background work (flushing, expiry); runs until cancelled."""
+
+    async def aclose(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------
+# Embedded mode
+
+
+@dataclass(eq=False)
+class _Buffered:
+    app_id: int
+    expires_at: float
+    events: list[bytes] = field(default_factory=list)
+    size: int = 0
+    ended: bool = False
+    # Set and replaced on every change; followers wait on the current one.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class MemoryResumeStore:
+    """Embedded mode: responses kept in this process, least recently written evicted first
+    once all of them together pass ``max_total_bytes``, each dropped ``window_s`` after its
+    last write."""
+
+    def __init__(
+        self,
+        *,
+        window_s: float,
+        max_bytes: int,
+        max_total_bytes: int = DEFAULT_MEMORY_MAX_BYTES,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    ) -> None:
+        self.window_s = window_s
+        self.max_bytes = max_bytes
+        self.max_total_bytes = max_total_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.total_bytes = 0
+        self._streams: OrderedDict[str, _Buffered] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def _drop(self, response_id: str, reason: str) -> None:
+        buffered = self._streams.pop(response_id, None)
+        if buffered is not None:
+            self.total_bytes -= buffered.size
+            buffered.notify()  # its followers stop
+            if reason != "expired":
+                log.warning("resumable stream %s no longer buffered: %s", response_id, reason)
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        while self._streams:
+            response_id, buffered = next(iter(self._streams.items()))
+            if buffered.expires_at > now:
+                return
+            self._drop(response_id, "expired")
+
+    async def begin(self, response_id: str, *, app_id: int) -> None:
+        self.expire()
+        self._drop(response_id, "begun again")
+        self._streams[response_id] = _Buffered(app_id=app_id, expires_at=time.monotonic() + self.window_s)
+
+    async def append(self, response_id: str, seq: int, event: bytes) -> None:
+        buffered = self._streams.get(response_id)
+        if buffered is None or buffered.ended:
+            return  # never begun, evicted, expired or over its cap: nothing to keep
+        if seq != len(buffered.events):
+            self._drop(response_id, f"event {seq} arrived where {len(buffered.events)} was due")
+            return
+        if buffered.size + len(event) > self.max_bytes:
+            self._drop(response_id, f"over RESUME_MAX_BYTES ({self.max_bytes})")
+            return
+        buffered.events.append(event)
+        buffered.size += len(event)
+        self.total_bytes += len(event)
+        buffered.expires_at = time.monotonic() + self.window_s
+        self._streams.move_to_end(response_id)
+        buffered.notify()
+        while self.total_bytes > self.max_total_bytes:
+            self._drop(next(iter(self._streams)), "evicted (resume buffers full)")
+
+    async def end(self, response_id: str) -> None:
+        buffered = self._streams.get(response_id)
+        if buffered is not None:
+            buffered.ended = True
+            buffered.expires_at = time.monotonic() + self.window_s
+            self._streams.move_to_end(response_id)
+            buffered.notify()
+
+    async def replay(self, response_id: str, *, app_id: int, after_seq: int) -> AsyncIterator[bytes] | None:
+        self.expire()
+        buffered = self._streams.get(response_id)
+        if buffered is None or buffered.app_id != app_id:
+            return None
+        return self._follow(response_id, buffered, max(after_seq + 1, 0))
+
+    async def _follow(self, response_id: str, buffered: _Buffered, position: int) -> AsyncIterator[bytes]:
+        last_news = time.monotonic()
+        while True:
+            while position < len(buffered.events):
+                yield buffered.events[position]
+                position += 1
+                last_news = time.monotonic()
+            if buffered.ended or self._streams.get(response_id) is not buffered:
+                return
+            remaining = last_news + self.idle_timeout_s - time.monotonic()
+            if remaining <= 0:
+                log.info("resumed stream %s: the producer went quiet", response_id)
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await buffered.changed.wait()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.expire()
+
+    async def aclose(self) -> None:
+        for response_id in list(self._streams):
+            self._drop(response_id, "expired")
+
+
+# ---------------------------------------------------------------------------------------
+# Redis
+
+
+@dataclass(eq=False)
+class _Live:
+    """What the writer remembers of a response it is buffering."""
+
+    next_seq: int = 0
+    size: int = 0
+    touched: float = field(default_factory=time.monotonic)
+
+
+# A queued command: (response_id, seq or -1 for begin / -2 for end, app id or bytes).
+_BEGIN = -1
+_END = -2
+
+
+class RedisResumeStore:
+    """A Redis stream per response, written by ``run()`` one pipeline per loop turn."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        window_s: float,
+        max_bytes: int,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        owns_client: bool = True,
+    ) -> None:
+        self.client = client
+        self.window_ms = max(1, round(window_s * 1000))
+        self.max_bytes = max_bytes
+        self.idle_timeout_s = idle_timeout_s
+        self.owns_client = owns_client
+        self.redis_down = False
+        self.flushes = 0
+        self._down_until = 0.0
+        self._live: dict[str, _Live] = {}
+        self._queue: list[tuple[str, int, int | bytes]] = []
+        self._queued_bytes = 0
+        self._to_delete: set[str] = set()
+        self._wake = asyncio.Event()
+        self._next_sweep = 0.0
+
+    # -- the producer's side: no I/O ------------------------------------------------------
+
+    def _enqueue(self, response_id: str, seq: int, payload: int | bytes) -> None:
+        self._queue.append((response_id, seq, payload))
+        self._wake.set()
+
+    def _give_up(self, response_id: str, reason: str) -> None:
+        """Stop buffering a response and make it unavailable (its replay answers None)."""
+        if self._live.pop(response_id, None) is not None:
+            log.warning("resumable stream %s no longer buffered: %s", response_id, reason)
+        if len(self._to_delete) < 10_000:
+            self._to_delete.add(response_id)
+            self._wake.set()
+
+    async def begin(self, response_id: str, *, app_id: int) -> None:
+        if time.monotonic() < self._down_until:
+            return  # Redis just failed: this stream cannot be resumed
+        self._live[response_id] = _Live()
+        self._enqueue(response_id, _BEGIN, app_id)
+
+    async def append(self, response_id: str, seq: int, event: bytes) -> None:
+        live = self._live.get(response_id)
+        if live is None:
+            return  # never begun, or given up on
+        if seq != live.next_seq:
+            self._give_up(response_id, f"event {seq} arrived where {live.next_seq} was due")
+        elif live.size + len(event) > self.max_bytes:
+            self._give_up(response_id, f"over RESUME_MAX_BYTES ({self.max_bytes})")
+        elif seq >= MAX_EVENTS:
+            self._give_up(response_id, f"over {MAX_EVENTS} events")
+        elif self._queued_bytes + len(event) > MAX_QUEUED_BYTES:
+            self._give_up(response_id, "Redis is not keeping up")
+        else:
+            live.next_seq += 1
+            live.size += len(event)
+            live.touched = time.monotonic()
+            self._queued_bytes += len(event)
+            self._enqueue(response_id, seq, event)
+
+    async def end(self, response_id: str) -> None:
+        if self._live.pop(response_id, None) is not None:
+            self._enqueue(response_id, _END, b"")
+
+    # -- the writer ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send what is queued as one pipeline. On a Redis failure the queued responses
+        are given up on (logged once per outage); nothing is retried."""
+        self._sweep()
+        if not self._queue and not self._to_delete:
+            return
+        batch, self._queue, self._queued_bytes = self._queue, [], 0
+        deletes, self._to_delete = self._to_delete, set()
+        if time.monotonic() < self._down_until:
+            self._lose(batch, deletes, None)
+            return
+        pipe = self.client.pipeline(transaction=False)
+        touched: set[str] = set()
+        for response_id, seq, payload in batch:
+            key = stream_key(response_id)
+            if seq == _BEGIN:
+                pipe.hset(meta_key(response_id), "app", str(payload))
+            elif seq == _END:
+                pipe.xadd(key, {END_FIELD: b""}, id=END_ID, maxlen=MAX_EVENTS + 1, approximate=True)
+            else:
+                pipe.xadd(key, {DATA_FIELD: payload}, id=f"0-{seq + 1}", maxlen=MAX_EVENTS + 1, approximate=True)
+            touched.add(response_id)
+        for response_id in touched - deletes:
+            pipe.pexpire(stream_key(response_id), self.window_ms)
+            pipe.pexpire(meta_key(response_id), self.window_ms)
+        for response_id in deletes:
+            pipe.delete(stream_key(response_id), meta_key(response_id))
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            self._lose(batch, deletes, exc)
+            return
+        self.flushes += 1
+        if self.redis_down:
+            log.warning("resume store: Redis reachable again")
+            self.redis_down = False
+        for (response_id, seq, _payload), result in zip(batch, results, strict=False):
+            if isinstance(result, ResponseError) and seq != _END:
+                self._give_up(response_id, f"Redis refused an event: {result}")
+            elif isinstance(result, (RedisError, OSError)):
+                self._lose([(response_id, seq, b"")], set(), result)
+
+    def _lose(self, batch: list[tuple[str, int, int | bytes]], deletes: set[str], exc: BaseException | None) -> None:
+        if exc is not None:
+            if not self.redis_down:
+                log.error("resume store: Redis failed (%r); streams in flight cannot be resumed", exc)
+            self.redis_down = True
+            self._down_until = time.monotonic() + REDIS_PROBE_INTERVAL_S
+        lost = {response_id for response_id, _seq, _payload in batch} | deletes
+        for response_id in lost:
+            self._live.pop(response_id, None)
+        # Deleted once Redis answers again, so no replay meets a stream with a hole.
+        self._to_delete |= set(list(lost)[: max(0, 10_000 - len(self._to_delete))])
+
+    def _sweep(self) -> None:
+        """Forget responses whose producer went quiet for a whole window without ``end``."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 1.0
+        horizon = now - self.window_ms / 1000
+        for response_id in [rid for rid, live in self._live.items() if live.touched < horizon]:
+            del self._live[response_id]
+
+    # -- the reader ---------------------------------------------------------------------
+
+    async def replay(self, response_id: str, *, app_id: int, after_seq: int) -> AsyncIterator[bytes] | None:
+        after_seq = max(after_seq, -1)
+        key = stream_key(response_id)
+        start = f"(0-{after_seq + 1}"
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hget(meta_key(response_id), "app")
+                pipe.xrange(key, min=start, max="+", count=READ_COUNT)
+                owner, raw_entries = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("resume store: replay of %s unavailable: %r", response_id, exc)
+            return None
+        if owner is None or owner != str(app_id).encode():
+            return None
+        entries = _entries(raw_entries)
+        if entries and entries[0][0] != END_ID.encode() and _seq(entries[0][0]) != after_seq + 1:
+            return None  # the events after after_seq are not all here
+        return self._follow(response_id, entries, after_seq + 1)
+
+    async def _follow(self, response_id: str, entries: _Entries, expected: int) -> AsyncIterator[bytes]:
+        key = stream_key(response_id)
+        last_id = f"0-{expected}"
+        last_news = time.monotonic()
+        try:
+            while True:
+                for entry_id, fields in entries:
+                    if entry_id == END_ID.encode():
+                        return
+                    if _seq(entry_id) != expected:
+                        log.warning("resumed stream %s has a hole before event %d", response_id, expected)
+                        return
+                    yield fields[DATA_FIELD]
+                    expected += 1
+                    last_id = entry_id.decode()
+                if entries:
+                    last_news = time.monotonic()
+                if len(entries) == READ_COUNT:
+                    entries = _entries(await self.client.xrange(key, min=f"({last_id}", max="+", count=READ_COUNT))
+                    continue
+                remaining = last_news + self.idle_timeout_s - time.monotonic()
+                if remaining <= 0:
+                    log.info("resumed stream %s: the producer went quiet", response_id)
+                    return
+                block_ms = max(1, round(min(FOLLOW_BLOCK_S, remaining) * 1000))
+                answer = await self.client.xread({key: last_id}, count=READ_COUNT, block=block_ms)
+                entries = _read_entries(answer)
+                if not entries and not await self.client.exists(key):
+                    return  # expired, or given up on
+        except (RedisError, OSError) as exc:
+            log.warning("resumed stream %s cut short: %r", response_id, exc)
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.flush()
+        if self.owns_client:
+            await self.client.aclose()
+
+
+_Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def _entries(raw: object) -> _Entries:
+    """XRANGE's answer (the client decodes nothing: bytes throughout)."""
+    return cast(_Entries, raw or [])
+
+
+def _read_entries(raw: object) -> _Entries:
+    """The entries of XREAD's answer for one stream (a list in RESP2, a dict in RESP3)."""
+    if not raw:
+        return []
+    if isinstance(raw, dict):
+        return _entries(next(iter(raw.values()))[0])
+    return _entries(cast(list[list[object]], raw)[0][1])
+
+
+def _seq(entry_id: bytes) -> int:
+    return int(entry_id.partition(b"-")[2]) - 1
+
+
+# ---------------------------------------------------------------------------------------
+# Wiring
+
+RESUME_STORE_KEY = web.AppKey("resume_store", ResumeStore)
+
+
+def build_resume_store(settings: WorkerSettings) -> ResumeStore | None:
+    """The store for these settings; None when ``RESUME_WINDOW_S`` is 0 (resuming off)."""
+    if settings.resume_window_s <= 0:
+        return None
+    if settings.embedded:
+        return MemoryResumeStore(window_s=settings.resume_window_s, max_bytes=settings.resume_max_bytes)
+    client = redis.asyncio.Redis.from_url(
+        settings.redis_url,
+        client_name=f"gateway-worker:{settings.worker_id}:resume",
+        socket_connect_timeout=1.0,
+        # Above FOLLOW_BLOCK_S: a follower's XREAD BLOCK must not time out on its own.
+        socket_timeout=FOLLOW_BLOCK_S + 2.0,
+        socket_keepalive=True,
+    )
+    return RedisResumeStore(client, window_s=settings.resume_window_s, max_bytes=settings.resume_max_bytes)
+
+
+def register_resume_store(app: web.Application) -> None:
+    """Route registrar for ``create_app``: ``app[RESUME_STORE_KEY]`` (absent when resuming
+    is off), flushed by a background task for the application's lifetime."""
+    store = build_resume_store(app[SETTINGS_KEY])
+    if store is None:
+        return
+    app[RESUME_STORE_KEY] = store
+    app.cleanup_ctx.append(_store_lifespan)
+
+
+async def _store_lifespan(app: web.Application) -> AsyncIterator[None]:
+    store = app[RESUME_STORE_KEY]
+    tasks = BackgroundTasks()
+    tasks.start("resume-store", store.run)
+    try:
+        yield
+    finally:
+        await tasks.stop()
+        await store.aclose()
