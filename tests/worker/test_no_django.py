@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_worker_imports_no_django():
-    modules = "gateway_sync.worker.app, gateway_sync.worker.loader, gateway_sync.worker.__main__"
+    modules = (
+        "gateway_sync.worker.app, gateway_sync.worker.loader, gateway_sync.worker.__main__, gateway_sync.worker.guard"
+    )
     result = subprocess.run(
         [sys.executable, "-c", f"import {modules}, sys; print('django' in sys.modules)"],
         cwd=ROOT,
