@@ -281,6 +281,7 @@ class RedisResumeStore:
         self._queued_bytes = 0
         self._to_delete: set[str] = set()
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._next_sweep = 0.0
 
     # -- the producer's side: no I/O ------------------------------------------------------
@@ -336,7 +337,12 @@ class RedisResumeStore:
 
     async def flush(self) -> None:
         """Send what is queued as one pipeline. On a Redis failure the queued responses
-        are given up on (logged once per outage); nothing is retried."""
+        are given up on (logged once per outage); nothing is retried. Returns once what
+        was queued before the call is written (or lost), even if another flush was running."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         self._sweep()
         if not self._queue and not self._to_delete:
             return
@@ -415,8 +421,9 @@ class RedisResumeStore:
         if owner is None or owner != str(app_id).encode():
             return None
         entries = _entries(raw_entries)
-        if entries and entries[0][0] != END_ID.encode() and _seq(entries[0][0]) != after_seq + 1:
-            return None  # the events after after_seq are not all here
+        events = [entry_id for entry_id, _fields in entries if entry_id != END_ID.encode()]
+        if [_seq(entry_id) for entry_id in events] != list(range(after_seq + 1, after_seq + 1 + len(events))):
+            return None  # the events after after_seq are not all here (given up on, or trimmed)
         return self._follow(response_id, entries, after_seq + 1)
 
     async def _follow(self, response_id: str, entries: _Entries, expected: int) -> AsyncIterator[bytes]:
