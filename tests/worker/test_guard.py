@@ -17,7 +17,7 @@ from gateway_sync.contract.schema import (
     Upstream,
 )
 from gateway_sync.guardrail_rules import Finding
-from gateway_sync.worker.guard import MAX_ACTION_CHARS, MAX_ACTIONS, LlmGuard, _Actions, policies_for
+from gateway_sync.worker.guard import MAX_ACTION_CHARS, MAX_ACTIONS, RELEASE_STEP, LlmGuard, _Actions, policies_for
 from gateway_sync.worker.state import CompiledSnapshot
 
 CARD = "4111 1111 1111 1111"
@@ -310,12 +310,12 @@ def test_text_that_matches_nothing_is_released_once_it_leaves_the_window():
     g = response_guard("redact", "pii_credit_card")
     sg = g.stream_guard("chat")
 
-    first = sg.process(chat_chunk("a" * g.window))
-    second = sg.process(chat_chunk("b" * 10))
+    first = sg.process(chat_chunk("a" * (g.window + RELEASE_STEP - 1)))
+    second = sg.process(chat_chunk("b"))
 
     assert first.emit == []
-    assert text_of(second.emit) == "a" * 10
-    assert text_of(sg.finish().emit) == "a" * (g.window - 10) + "b" * 10
+    assert text_of(second.emit) == "a" * RELEASE_STEP
+    assert text_of(sg.finish().emit) == "a" * (g.window - 1) + "b"
 
 
 def test_two_choices_are_held_and_checked_apart():
