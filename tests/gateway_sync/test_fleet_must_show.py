@@ -14,6 +14,7 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,10 @@ def test_a_burst_of_500_against_100_per_minute_admits_exactly_100_across_workers
     print(f"burst: {len(admitted)} admitted, {len(refused)} refused, upstream saw {upstream.total}, {seconds:.2f} s")  # noqa: T201
     assert len(admitted) == 100, sorted(set(statuses))
     assert len(refused) == 400, sorted(set(statuses))
-    # Both workers took part in the burst, and the admitted requests really reached the upstream.
-    assert {a.worker_url for a in admitted} == {w.url for w in workers}
+    # Both workers answered half the burst against the one shared quota. Which of them admitted
+    # the 100 depends on which reached Redis first: on a busy machine one may admit them all
+    # while the other refuses its every request, which a per-worker quota never would.
+    assert Counter(a.worker_url for a in answers) == {w.url: 250 for w in workers}
     assert upstream.calls == {"/anything/burst": 100}
     for answer in admitted:
         assert answer.headers["ratelimit-policy"] == '"minute";q=100;w=60'
