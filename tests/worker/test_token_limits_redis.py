@@ -213,7 +213,7 @@ _WORKER_SCRIPT = textwrap.dedent(
     async def main(url, scope):
         clients = [limiter_redis_client(url, timeout_s=5.0) for _ in range(3)]
         limiters = [RedisTokenLimiter(c, fail_mode="closed") for c in clients]
-        budget = TokenBudget("tokens", 86_400, 5_000, "day")
+        budget = TokenBudget("tokens", 86_400, 20_000, "day")
         # Open the connections and load the script first, so both processes start warm.
         await asyncio.gather(
             *(limiters[n % 3].reserve(scope=scope + ":warm", budgets=[budget], tokens=1, microusd=0) for n in range(30))
@@ -242,7 +242,8 @@ _WORKER_SCRIPT = textwrap.dedent(
 
 
 async def test_two_processes_sharing_a_scope_admit_exactly_the_budget(redis_url, scope):
-    """300 reservations of 100 tokens from two processes against 5,000 a day: 50 in all."""
+    """300 reservations of 100 tokens from two processes against 20,000 a day: 200 in all.
+    Each process makes 150, so however late one starts, both are admitted some."""
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER_SCRIPT, redis_url, scope],
@@ -258,8 +259,8 @@ async def test_two_processes_sharing_a_scope_admit_exactly_the_budget(redis_url,
         out, err = await asyncio.to_thread(process.communicate, timeout=60)
         assert process.returncode == 0, err
         counts.append(int(out.strip()))
-    assert sum(counts) == 50, counts
-    assert all(count > 0 for count in counts), counts  # both really competed
+    assert sum(counts) == 200, counts
+    assert all(count >= 50 for count in counts), counts  # both really competed
 
 
 async def test_the_scripts_are_loaded_again_after_a_script_flush(tmp_path, scope):
