@@ -273,9 +273,11 @@ async def test_compiling_a_100k_key_snapshot_never_blocks_the_event_loop(snapsho
     current = loader.holder.current()
     assert current is not None
     assert len(current.keys_by_hash) == 100_000
-    # The loop kept turning while the thread decoded and indexed: many ticks, no long stall.
+    # The loop kept turning while the thread decoded and indexed: many ticks, and no stall
+    # near the whole load's length (which is what decoding on the loop would cost). Relative,
+    # not absolute: on a busy machine everything stretches, the ratio does not.
     assert len(gaps) > 10, (elapsed, len(gaps))
-    assert max(gaps) < max(0.1, elapsed / 3), (elapsed, max(gaps))
+    assert max(gaps) < elapsed / 2, (elapsed, max(gaps))
 
 
 async def test_a_source_error_is_logged_once_not_at_every_poll(snapshot_dir, folder, caplog):
