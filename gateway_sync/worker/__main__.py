@@ -22,6 +22,7 @@ from gateway_sync.worker.processes import (
     die_with_supervisor,
     supervise,
 )
+from gateway_sync.worker.proxy_llm import register_llm_proxy
 from gateway_sync.worker.proxy_rest import register_rest_proxy
 from gateway_sync.worker.serve import CannotListen, serve
 from gateway_sync.worker.settings import WorkerSettings, WorkerSettingsError
@@ -33,7 +34,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 log = logging.getLogger("gateway_sync.worker")
 
 # What a worker serves besides /healthz and /readyz (app.create_app's route_registrars).
-REGISTRARS = [register_rest_proxy, register_metrics, register_usage_emitter]
+REGISTRARS = [register_rest_proxy, register_llm_proxy, register_metrics, register_usage_emitter]
 
 
 def main() -> int:

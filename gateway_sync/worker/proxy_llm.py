@@ -1,0 +1,723 @@
+"""The OpenAI-compatible LLM path: ``POST /v1/chat/completions``, ``/v1/completions``,
+``/v1/embeddings``, ``GET /v1/models`` and ``GET /v1/streams/{response_id}`` (resume).
+
+Per request: the pinned snapshot → the API key (llm_catalog.py) → the body (llm_wire.py) →
+the model: product, offering, subscription, plan → the model's route (``RouteMatch.model``)
+→ request quotas (admission.py) → guardrails on the request (guard.py) → a token and
+budget reservation (token_limits.py) → the upstream, with the route's retries, fallback
+targets, then fallback models, and per-target cooldown → the answer whole, or streamed
+event by event (llm_stream.py) → usage (reported, else estimated: llm_usage.py), cost,
+settlement of the reservation, and the record for the observers.
+
+It shares the REST proxy's upstream client, request limiter and cooldowns (``PROXY_KEY``):
+register it after ``register_rest_proxy``. Errors are OpenAI error objects (errors_openai.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway_sync.contract.schema import ModelOffering, Product, Route, Target, Upstream
+from gateway_sync.worker.admission import QuotaRefusal, check_request_quotas
+from gateway_sync.worker.app import SETTINGS_KEY, Handler, RouteRegistrar, notify_observers, request_snapshot
+from gateway_sync.worker.auth import Caller
+from gateway_sync.worker.errors_openai import bad_request, openai_error
+from gateway_sync.worker.guard import LlmGuard, policies_for
+from gateway_sync.worker.ids import new_id
+from gateway_sync.worker.limits import limiter_redis_client
+from gateway_sync.worker.llm_catalog import (
+    CatalogCache,
+    authenticate_key,
+    models_for_key,
+    resolve_model,
+)
+from gateway_sync.worker.llm_stream import RelayEnd, StreamRelay
+from gateway_sync.worker.llm_usage import (
+    Tokenizer,
+    UsageTally,
+    completion_text,
+    cost_microusd,
+    estimate_prompt_tokens,
+    reported_usage,
+)
+from gateway_sync.worker.llm_wire import (
+    ENDPOINT_PATHS,
+    Endpoint,
+    InvalidRequest,
+    LlmRequest,
+    decode_json,
+    encode_json,
+    parse_request,
+    upstream_body,
+)
+from gateway_sync.worker.proxy_rest import PROXY_KEY, REQUEST_ID, RestProxy
+from gateway_sync.worker.record import UPSTREAM_TIMEOUT, UPSTREAM_UNREACHABLE, RequestRecord
+from gateway_sync.worker.resume import RESUME_STORE_KEY, ResumeStore, parse_last_event_id, register_resume_store
+from gateway_sync.worker.routing import fallback_targets, pick_available_target, select_route
+from gateway_sync.worker.settings import WorkerSettingsError
+from gateway_sync.worker.token_limits import (
+    MemoryTokenLimiter,
+    RedisTokenLimiter,
+    Reservation,
+    TokenLimiter,
+    budgets_for_plan,
+    combine_rate_limit_headers,
+    token_rate_limit_headers,
+)
+from gateway_sync.worker.wire import BodyTooLarge, RequestBody, client_timeout, forwarded_request_headers, upstream_url
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = "X-Gateway-Attempts"
+TARGET = "X-Gateway-Target"
+MODEL = "X-Gateway-Model"
+DEFAULT_KEEPALIVE_S = 15.0
+DEFAULT_RESERVE_MAX_TOKENS = 4096
+# Whole (not streamed) upstream answers are read up to this size.
+MAX_WHOLE_RESPONSE = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class LlmSettings:
+    # GATEWAY_LLM_KEEPALIVE_S: a ": keep-alive" comment after this much upstream silence.
+    keepalive_s: float = DEFAULT_KEEPALIVE_S
+    # GATEWAY_LLM_RESERVE_MAX_TOKENS: completion tokens reserved when a request names no max_tokens.
+    reserve_max_tokens: int = DEFAULT_RESERVE_MAX_TOKENS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LlmSettings:
+        env = os.environ if environ is None else environ
+        keepalive = _number(env, "GATEWAY_LLM_KEEPALIVE_S", DEFAULT_KEEPALIVE_S)
+        if not 0.05 <= keepalive <= 3600:
+            raise WorkerSettingsError(f"GATEWAY_LLM_KEEPALIVE_S={keepalive!r}: use 0.05 to 3600 seconds")
+        cap = _number(env, "GATEWAY_LLM_RESERVE_MAX_TOKENS", DEFAULT_RESERVE_MAX_TOKENS)
+        if cap < 1 or cap != int(cap):
+            raise WorkerSettingsError(f"GATEWAY_LLM_RESERVE_MAX_TOKENS={cap!r}: use a positive integer")
+        return cls(keepalive_s=keepalive, reserve_max_tokens=int(cap))
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise WorkerSettingsError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True, eq=False)
+class LlmProxy:
+    rest: RestProxy
+    settings: LlmSettings
+    tokens: TokenLimiter
+    resume: ResumeStore | None
+    tokenizer: Tokenizer = field(default_factory=Tokenizer)
+    catalogs: CatalogCache = field(default_factory=CatalogCache)
+
+
+LLM_KEY = web.AppKey("llm_proxy", LlmProxy)
+_LLM_SETTINGS_KEY = web.AppKey("llm_settings", LlmSettings)
+
+
+def llm_registrar(settings: LlmSettings) -> RouteRegistrar:
+    def register(app: web.Application) -> None:
+        app[_LLM_SETTINGS_KEY] = settings
+        if RESUME_STORE_KEY not in app:
+            register_resume_store(app)
+        app.router.add_post("/v1/chat/completions", _endpoint("chat"))
+        app.router.add_post("/v1/completions", _endpoint("completions"))
+        app.router.add_post("/v1/embeddings", _endpoint("embeddings"))
+        app.router.add_get("/v1/models", handle_models)
+        app.router.add_get("/v1/streams/{response_id}", handle_resume)
+        app.cleanup_ctx.append(_llm_lifespan)
+
+    return register
+
+
+def register_llm_proxy(app: web.Application) -> None:
+    """Route registrar for ``create_app`` (after ``register_rest_proxy``), configured from
+    the environment (GATEWAY_LLM_*)."""
+    llm_registrar(LlmSettings.from_env())(app)
+
+
+async def _llm_lifespan(app: web.Application) -> AsyncIterator[None]:
+    if PROXY_KEY not in app:
+        raise RuntimeError("the /v1 proxy needs the REST proxy's upstream client: register_rest_proxy first")
+    settings = app[SETTINGS_KEY]
+    redis_client = limiter_redis_client(settings.redis_url) if settings.redis_url else None
+    tokens: TokenLimiter = (
+        RedisTokenLimiter(redis_client, fail_mode=settings.rate_limit_fail_mode)
+        if redis_client is not None
+        else MemoryTokenLimiter()
+    )
+    proxy = LlmProxy(
+        rest=app[PROXY_KEY], settings=app[_LLM_SETTINGS_KEY], tokens=tokens, resume=app.get(RESUME_STORE_KEY)
+    )
+    app[LLM_KEY] = proxy
+    await _to_thread_load(proxy.tokenizer)
+    try:
+        yield
+    finally:
+        if redis_client is not None:
+            await redis_client.aclose()
+
+
+async def _to_thread_load(tokenizer: Tokenizer) -> None:
+    # About 0.15 s: paid at start-up, in a thread, not by the first request.
+    await asyncio.to_thread(tokenizer.load)
+
+
+def _endpoint(endpoint: Endpoint) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await _handle_recorded(request, endpoint)
+
+    return handle
+
+
+def _not_ready() -> web.Response:
+    return openai_error(503, "The gateway has no configuration yet.", code="not_ready")
+
+
+async def handle_models(request: web.Request) -> web.StreamResponse:
+    llm = request.app[LLM_KEY]
+    snapshot = request_snapshot(request)
+    if snapshot is None:
+        return _not_ready()
+    key = authenticate_key(snapshot, request.headers, pepper=llm.rest.settings.key_hash_pepper, now=time.time())
+    if isinstance(key, web.Response):
+        return key
+    data = models_for_key(snapshot, llm.catalogs.get(snapshot), key)
+    return web.json_response({"object": "list", "data": data}, headers={"Cache-Control": "no-store"})
+
+
+async def handle_resume(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/streams/{response_id}``: the events after ``Last-Event-ID`` (all without)."""
+    llm = request.app[LLM_KEY]
+    snapshot = request_snapshot(request)
+    if snapshot is None:
+        return _not_ready()
+    key = authenticate_key(snapshot, request.headers, pepper=llm.rest.settings.key_hash_pepper, now=time.time())
+    if isinstance(key, web.Response):
+        return key
+    response_id = request.match_info["response_id"]
+    after = -1
+    last = request.headers.get("Last-Event-ID")
+    if last is not None:
+        parsed = parse_last_event_id(last)
+        if parsed is None or parsed[0] != response_id:
+            return _unknown_stream()
+        after = parsed[1]
+    return await _replay(request, llm, key.app_id, response_id, after)
+
+
+def _unknown_stream() -> web.Response:
+    return openai_error(
+        404, "No resumable stream with this id (unknown, expired, or not this app's).", code="stream_not_found"
+    )
+
+
+async def _replay(
+    request: web.Request, llm: LlmProxy, app_id: int, response_id: str, after_seq: int
+) -> web.StreamResponse:
+    """The rest of a buffered stream: no upstream call, nothing billed again."""
+    if llm.resume is None:
+        return _unknown_stream()
+    events = await llm.resume.replay(response_id, app_id=app_id, after_seq=after_seq)
+    if events is None:
+        return _unknown_stream()
+    response = web.StreamResponse(status=200)
+    response.headers["Content-Type"] = "text/event-stream; charset=utf-8"
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Gateway-Response-Id"] = response_id
+    await response.prepare(request)
+    try:
+        async for event in events:
+            await response.write(event)
+        await response.write_eof()
+    except ConnectionError:
+        pass
+    return response
+
+
+async def _handle_recorded(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+    request_id = request.headers.get(REQUEST_ID, "").strip()[:200] or new_id()
+    record = RequestRecord(protocol="llm", method=request.method, path=request.path, request_id=request_id)
+    response: web.StreamResponse | None = None
+    try:
+        response = await _Completion(request, endpoint, request_id, record).serve()
+        if not response.prepared:
+            response.headers[REQUEST_ID] = request_id
+            record.bytes_out = response.content_length or 0
+        return response
+    except ConnectionResetError:
+        raise
+    except Exception:
+        record.status = 500
+        raise
+    finally:
+        if response is not None:
+            record.status = response.status
+        notify_observers(request.app, record)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    """One upstream to try: a target (None: the product's own upstream) and a model."""
+
+    target: Target | None
+    upstream: Upstream
+    upstream_model: str
+    offering: ModelOffering
+    route: Route | None
+
+
+def model_route(
+    snapshot_routes: tuple[Route, ...], *, public_name: str, path: str, request: web.Request
+) -> Route | None:
+    """The route for a model: among the routes naming it (``RouteMatch.model``), else the
+    routes naming no model, the best fit by select_route's rules."""
+    named = [r for r in snapshot_routes if r.match.model == public_name]
+    found = select_route(named, path=path, host=request.host, headers=request.headers) if named else None
+    if found is not None:
+        return found
+    generic = [r for r in snapshot_routes if not r.match.model]
+    return select_route(generic, path=path, host=request.host, headers=request.headers)
+
+
+class _Completion:
+    """One chat, completion or embeddings request, from admission to settlement."""
+
+    def __init__(self, request: web.Request, endpoint: Endpoint, request_id: str, record: RequestRecord) -> None:
+        self.request = request
+        self.endpoint = endpoint
+        self.request_id = request_id
+        self.record = record
+        self.llm = request.app[LLM_KEY]
+        self.rest = self.llm.rest
+        self.reservation: Reservation | None = None
+        self.tally = UsageTally()
+        self.completion_texts: list[str] = []
+        self.produced = False
+        self.served: ModelOffering | None = None
+        self.parsed: LlmRequest | None = None
+        self.relay: StreamRelay | None = None
+
+    async def serve(self) -> web.StreamResponse:
+        try:
+            return await self._serve()
+        finally:
+            await self._account()
+
+    async def _serve(self) -> web.StreamResponse:
+        request, llm = self.request, self.llm
+        snapshot = request_snapshot(request)
+        if snapshot is None:
+            return _not_ready()
+        key = authenticate_key(snapshot, request.headers, pepper=self.rest.settings.key_hash_pepper, now=time.time())
+        if isinstance(key, web.Response):
+            return key
+        self.record.app_id, self.record.key_prefix = key.app_id, key.prefix
+        last_event_id = request.headers.get("Last-Event-ID")
+        if last_event_id is not None:
+            parsed_id = parse_last_event_id(last_event_id)
+            if parsed_id is None:
+                return _unknown_stream()
+            return await _replay(request, llm, key.app_id, parsed_id[0], parsed_id[1])
+
+        raw = await self._read_body()
+        if isinstance(raw, web.Response):
+            return raw
+        try:
+            parsed = parse_request(self.endpoint, raw)
+        except InvalidRequest as exc:
+            return bad_request(exc.message, param=exc.param, code=exc.code)
+        self.parsed = parsed
+        catalog = llm.catalogs.get(snapshot)
+        resolved = resolve_model(snapshot, catalog, key, parsed.model)
+        if isinstance(resolved, web.Response):
+            return resolved
+        product, offering, caller = resolved.choice.product, resolved.choice.offering, resolved.caller
+        self.record.product_id, self.record.product_slug = product.id, product.slug
+        self.record.version_id = product.version_id
+        path = ENDPOINT_PATHS[self.endpoint]
+        routes = snapshot.routes_by_product.get(product.id, ())
+        route = model_route(routes, public_name=offering.public_name, path=path, request=request)
+        if route is not None:
+            self.record.route_id = route.id
+
+        quota = await check_request_quotas(self.rest.limiter, caller, route, self.record)
+        if isinstance(quota, QuotaRefusal):
+            detail = "The rate limiter is unavailable; try again shortly." if quota.degraded else None
+            return openai_error(
+                429,
+                detail or "Request rate limit reached; retry after the Retry-After delay.",
+                code="rate_limit_exceeded",
+                error_type="requests",
+                headers=quota.headers,
+            )
+        headers = dict(quota)
+
+        policies = policies_for(snapshot, product, route, caller.plan)
+        guard = LlmGuard(policies) if policies else None
+        if guard is not None and guard.inspects_requests:
+            outcome = guard.check_request(parsed.body, self.endpoint)
+            self._note_actions(outcome.actions)
+            if outcome.blocked:
+                return openai_error(400, outcome.message, code="content_filter", param="messages")
+            parsed.body = outcome.body
+
+        reserved = await self._reserve(caller, offering, parsed)
+        if isinstance(reserved, web.Response):
+            return reserved
+        headers = combine_rate_limit_headers(headers, reserved)
+        stages = self._stages(snapshot_routes=routes, product=product, offering=offering, route=route, caller=caller)
+        return await self._attempts(stages, parsed, guard, headers, offering.public_name)
+
+    async def _read_body(self) -> bytes | web.Response:
+        limit = self.rest.settings.max_body_bytes
+        too_large = openai_error(
+            413,
+            f"Request bodies are limited to {limit} bytes.",
+            code="request_too_large",
+            error_type="invalid_request_error",
+        )
+        length = self.request.content_length
+        if length is not None and length > limit:
+            return too_large
+        body = RequestBody(self.request, limit)
+        try:
+            raw = await body.buffer(limit)
+        except BodyTooLarge:
+            return too_large
+        self.record.bytes_in = len(raw)
+        return raw
+
+    def _note_actions(self, actions: list[str]) -> None:
+        for action in actions:
+            if action not in self.record.guardrail_actions:
+                self.record.guardrail_actions.append(action)
+
+    async def _reserve(
+        self, caller: Caller, offering: ModelOffering, parsed: LlmRequest
+    ) -> dict[str, str] | web.Response:
+        budgets = budgets_for_plan(caller.plan)
+        if not budgets:
+            return {}
+        prompt = estimate_prompt_tokens(self.llm.tokenizer, self.endpoint, parsed.body)
+        completion = 0 if self.endpoint == "embeddings" else (parsed.max_tokens or self.llm.settings.reserve_max_tokens)
+        reservation = await self.llm.tokens.reserve(
+            scope=f"sub:{caller.subscription.id}",
+            budgets=budgets,
+            tokens=prompt + completion,
+            microusd=cost_microusd(offering, prompt, completion),
+        )
+        headers = token_rate_limit_headers(reservation)
+        if reservation.allowed:
+            self.reservation = reservation
+            return headers
+        refused_by = reservation.refused_by
+        if refused_by is not None and (refused_by.unit == "microusd" or reservation.never):
+            what = "budget" if refused_by.unit == "microusd" else "token quota"
+            return openai_error(
+                429,
+                f"This request would exceed your plan's {refused_by.name} {what}.",
+                code="insufficient_quota",
+                error_type="insufficient_quota",
+                headers=headers,
+            )
+        message = (
+            "The token limiter is unavailable; try again shortly."
+            if reservation.degraded
+            else "Token rate limit reached; retry after the Retry-After delay."
+        )
+        return openai_error(429, message, code="rate_limit_exceeded", error_type="tokens", headers=headers)
+
+    def _stages(
+        self,
+        *,
+        snapshot_routes: tuple[Route, ...],
+        product: Product,
+        offering: ModelOffering,
+        route: Route | None,
+        caller: Caller,
+    ) -> list[_Stage]:
+        rest = self.rest
+        cooling = rest.cooldowns.cooling
+        app_id = caller.key.app_id
+        if route is None:
+            return [_Stage(None, product.upstream, offering.upstream_name, offering, None)]
+        chosen = pick_available_target(
+            route, app_id=app_id, headers=self.request.headers, rng=rest.rng, cooling=cooling
+        )
+        stages = [_Stage(chosen, chosen.upstream, chosen.model or offering.upstream_name, offering, route)]
+        for target in fallback_targets(route, chosen, cooling=cooling):
+            stages.append(_Stage(target, target.upstream, target.model or offering.upstream_name, offering, route))
+        allowed = caller.plan.allowed_models
+        for name in route.fallback_models:
+            other = next((o for o in product.models if o.public_name == name), None)
+            if other is None or other.public_name == offering.public_name or (allowed and name not in allowed):
+                continue
+            path = ENDPOINT_PATHS[self.endpoint]
+            other_route = model_route(snapshot_routes, public_name=name, path=path, request=self.request)
+            if other_route is None or other_route.match.model != name:
+                stages.append(_Stage(None, product.upstream, other.upstream_name, other, None))
+                continue
+            target = pick_available_target(
+                other_route, app_id=app_id, headers=self.request.headers, rng=rest.rng, cooling=cooling
+            )
+            stages.append(_Stage(target, target.upstream, target.model or other.upstream_name, other, other_route))
+        return stages
+
+    # -- upstream attempts --------------------------------------------------------------
+
+    async def _attempts(
+        self,
+        stages: list[_Stage],
+        parsed: LlmRequest,
+        guard: LlmGuard | None,
+        headers: dict[str, str],
+        public_name: str,
+    ) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        first_route = stages[0].route
+        deadline = None if first_route is None else loop.time() + first_route.timeouts.total_ms / 1000
+        relay: StreamRelay | None = None
+        if parsed.stream:
+            stream_guard = guard.stream_guard(self.endpoint) if guard is not None and guard.inspects_responses else None
+            relay = StreamRelay(
+                self.request,
+                record=self.record,
+                headers=headers,
+                response_id=new_id(),
+                keepalive_s=self.llm.settings.keepalive_s,
+                include_usage=parsed.include_usage,
+                public_model=public_name,
+                resume=self.llm.resume,
+                app_id=self.record.app_id or 0,
+                guard=stream_guard,
+            )
+            self.relay = relay
+        attempts = 0
+        failure = openai_error(502, "No upstream could be tried.", code="upstream_unreachable")
+        for index, stage in enumerate(stages):
+            retries_left = stage.route.retry.count if index == 0 and stage.route is not None else 0
+            backoff = 0
+            is_last = index == len(stages) - 1
+            while True:
+                attempts += 1
+                self.record.attempts = attempts
+                self.record.target_id = stage.target.id if stage.target is not None else None
+                self.served = stage.offering
+                extra = {ATTEMPTS: str(attempts), MODEL: stage.offering.public_name}
+                if stage.target is not None:
+                    extra[TARGET] = stage.target.name
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    self.record.upstream_error = UPSTREAM_TIMEOUT
+                    failure = openai_error(504, "The upstream did not answer in time.", code="upstream_timeout")
+                    break
+                sent = await self._send(stage, parsed, remaining)
+                if isinstance(sent, BaseException):
+                    self._cooldown(stage)
+                    failure = self._failure_for(sent)
+                    retry = stage.route is not None and stage.route.retry.on_timeout
+                else:
+                    status = sent.status
+                    if status < 400:
+                        self.record.upstream_error = ""
+                        if relay is None:
+                            return await self._whole(sent, guard, {**headers, **extra})
+                        relay.headers.update(extra)
+                        end = await self._stream(relay, sent, stage)
+                        if end is not RelayEnd.RETRY:
+                            return relay.response or web.Response(status=499)
+                        self._cooldown(stage)
+                        failure = openai_error(
+                            502, "The upstream's stream ended before its last chunk.", code="upstream_stream_broken"
+                        )
+                        retry = False
+                    elif status == 429 or status >= 500:
+                        self._cooldown(stage)
+                        if is_last and not (retries_left > 0 and self._retries_status(stage, status)):
+                            return await self._pass_error(sent, {**headers, **extra}, relay)
+                        retry = self._retries_status(stage, status)
+                        sent.release()
+                    else:
+                        return await self._pass_error(sent, {**headers, **extra}, relay)
+                if retry and retries_left > 0:
+                    retries_left -= 1
+                    backoff_ms = stage.route.retry.backoff_ms if stage.route is not None else 100
+                    delay = backoff_ms / 1000 * 2**backoff
+                    backoff += 1
+                    await asyncio.sleep(min(delay, 5.0))
+                    continue
+                break
+        if relay is not None and relay.response is not None:
+            await relay.send_error("No upstream could complete the stream.", code="upstream_unavailable")
+            await relay.end()
+            return relay.response
+        failure.headers.update(headers)
+        return failure
+
+    @staticmethod
+    def _retries_status(stage: _Stage, status: int) -> bool:
+        return stage.route is not None and status in stage.route.retry.on_statuses
+
+    def _cooldown(self, stage: _Stage) -> None:
+        if stage.target is not None and stage.route is not None:
+            self.rest.cooldowns.record_failure(stage.target.id, stage.route.cooldown)
+
+    def _failure_for(self, exc: BaseException) -> web.Response:
+        if isinstance(exc, TimeoutError):
+            self.record.upstream_error = UPSTREAM_TIMEOUT
+            return openai_error(504, "The upstream did not answer in time.", code="upstream_timeout")
+        self.record.upstream_error = UPSTREAM_UNREACHABLE
+        log.warning("product %s: upstream unreachable: %r", self.record.product_slug, exc)
+        return openai_error(502, "The upstream could not be reached.", code="upstream_unreachable")
+
+    async def _send(
+        self, stage: _Stage, parsed: LlmRequest, remaining: float | None
+    ) -> aiohttp.ClientResponse | BaseException:
+        upstream = stage.upstream
+        headers = CIMultiDict(forwarded_request_headers(self.request.headers))
+        headers.popall("Accept-Encoding", None)
+        headers["Accept-Encoding"] = "identity"  # the gateway reads the body: no compression
+        headers["Content-Type"] = "application/json"
+        headers[REQUEST_ID] = self.request_id
+        if upstream.auth_header and upstream.secret_encrypted:
+            try:
+                headers[upstream.auth_header] = self.rest.decrypt(upstream.secret_encrypted)
+            except ValueError as exc:
+                return exc
+        try:
+            return await self.rest.session.post(
+                upstream_url(upstream, ENDPOINT_PATHS[self.endpoint], ""),
+                headers=headers,
+                data=upstream_body(parsed, stage.upstream_model),
+                allow_redirects=False,
+                timeout=client_timeout(stage.route, upstream, remaining),
+                ssl=upstream.tls_verify,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return exc
+        finally:
+            self.record.upstream_latency_s = time.perf_counter() - self.record.started
+
+    async def _stream(self, relay: StreamRelay, upstream: aiohttp.ClientResponse, stage: _Stage) -> RelayEnd:
+        end: RelayEnd | None = None
+        try:
+            end = await relay.relay(upstream, stage.upstream_model)
+        finally:
+            if end is RelayEnd.COMPLETE:
+                upstream.release()
+            else:  # cut short (or cancelled): close the connection so the upstream stops
+                upstream.close()
+        if end is not RelayEnd.RETRY:
+            await relay.end()
+        return end
+
+    async def _whole(
+        self, upstream: aiohttp.ClientResponse, guard: LlmGuard | None, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        async with upstream:
+            try:
+                payload = await upstream.content.read(MAX_WHOLE_RESPONSE)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("product %s: upstream response broke off: %r", self.record.product_slug, exc)
+                return openai_error(502, "The upstream's response broke off.", code="upstream_broken", headers=headers)
+            status = upstream.status
+            content_type = upstream.headers.get("Content-Type", "application/json")
+        data = decode_json(payload)
+        self.produced = True
+        if isinstance(data, dict):
+            self.tally.add(reported_usage(data))
+            self.completion_texts.append(completion_text(data))
+            if guard is not None and guard.inspects_responses and self.endpoint != "embeddings":
+                outcome = guard.check_response(data, self.endpoint)
+                self._note_actions(outcome.actions)
+                if outcome.blocked:
+                    return openai_error(400, outcome.message, code="content_filter", headers=headers)
+                if any(action.startswith("redact:") for action in outcome.actions):
+                    payload = encode_json(outcome.body)
+        served = self.served
+        parsed = self.parsed
+        if served is not None and parsed is not None:
+            upstream_model = data.get("model") if isinstance(data, dict) else None
+            if isinstance(upstream_model, str) and upstream_model != parsed.model:
+                payload = payload.replace(
+                    f'"model":"{upstream_model}"'.encode(), f'"model":"{parsed.model}"'.encode(), 1
+                ).replace(f'"model": "{upstream_model}"'.encode(), f'"model": "{parsed.model}"'.encode(), 1)
+        response = web.Response(status=status, body=payload, headers=headers)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    async def _pass_error(
+        self, upstream: aiohttp.ClientResponse, headers: dict[str, str], relay: StreamRelay | None
+    ) -> web.StreamResponse:
+        """The upstream's own error, when it is an OpenAI error object; else a 502."""
+        async with upstream:
+            try:
+                payload = await upstream.content.read(64 * 1024)
+            except (aiohttp.ClientError, TimeoutError):
+                payload = b""
+            status = upstream.status
+            retry_after = upstream.headers.get("Retry-After")
+        data = decode_json(payload)
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            message = str(data["error"].get("message") or f"The upstream answered {status}.")
+            code = str(data["error"].get("code") or "upstream_error")
+            response = web.Response(status=status, body=payload, content_type="application/json", headers=headers)
+        else:
+            message, code = f"The upstream answered {status}.", "upstream_error"
+            status = 502
+            response = openai_error(502, message, code=code, headers=headers)
+        if retry_after is not None:
+            response.headers["Retry-After"] = retry_after
+        if relay is not None and relay.response is not None:  # keep-alives went out: answer in the stream
+            await relay.send_error(message, code=code)
+            await relay.end()
+            return relay.response
+        return response
+
+    # -- accounting ---------------------------------------------------------------------
+
+    async def _account(self) -> None:
+        """Tokens (reported, else estimated), cost, and the reservation settled, or
+        released when the upstream produced nothing."""
+        parsed, offering, relay = self.parsed, self.served, self.relay
+        tally = relay.tally if relay is not None else self.tally
+        texts = relay.text_parts if relay is not None else self.completion_texts
+        produced = (relay.content_sent or bool(texts)) if relay is not None else self.produced
+        reported = tally.prompt_tokens is not None or tally.completion_tokens is not None
+        if parsed is None or offering is None or not (produced or reported):
+            if self.reservation is not None:
+                await self.llm.tokens.release(self.reservation)
+            return
+        estimated = False
+        prompt = tally.prompt_tokens
+        if prompt is None:
+            prompt = estimate_prompt_tokens(self.llm.tokenizer, self.endpoint, parsed.body)
+            estimated = True
+        completion = tally.completion_tokens
+        if completion is None:
+            if self.endpoint == "embeddings":
+                completion = 0
+            else:
+                completion = self.llm.tokenizer.count("".join(texts))
+                estimated = True
+        cost = cost_microusd(offering, prompt, completion)
+        record = self.record
+        record.prompt_tokens, record.completion_tokens = prompt, completion
+        record.tokens_estimated, record.cost_microusd = estimated, cost
+        if self.reservation is not None:
+            await self.llm.tokens.settle(self.reservation, tokens=prompt + completion, microusd=cost)
