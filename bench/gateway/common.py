@@ -210,3 +210,45 @@ def machine_info() -> dict[str, object]:
         "python": platform.python_version(),
         "load_average_at_start": os.getloadavg(),
     }
+
+
+@dataclass(frozen=True)
+class CpuSpan:
+    # CPU seconds of the services' process trees; None when there were no services.
+    services_s: float | None
+    # CPU seconds of the extra process (Redis, say); None when there was none.
+    extra_s: float | None
+    # Processes born into the trees meanwhile (a restarted worker, say).
+    born: int
+
+
+class CpuMeter:
+    """CPU seconds spent by some services' process trees, and one extra process, from now to ``stop()``."""
+
+    def __init__(self, services: Sequence[Service], extra_pid: int | None = None) -> None:
+        self.services = list(services)
+        self.extra_pid = extra_pid
+        self.pids = [pid for service in self.services for pid in service.tree()]
+        self.before = cpu_seconds(self.pids + ([extra_pid] if extra_pid else []))
+
+    def stop(self) -> CpuSpan:
+        pids_after = [pid for service in self.services for pid in service.tree()]
+        after = cpu_seconds(pids_after + ([self.extra_pid] if self.extra_pid else []))
+        extra = self.extra_pid
+        services_s = None
+        if self.services:
+            mine_after = {pid: value for pid, value in after.items() if pid != extra}
+            mine_before = {pid: value for pid, value in self.before.items() if pid != extra}
+            services_s = round(cpu_used(mine_before, mine_after), 2)
+        extra_s = round(after.get(extra, 0.0) - self.before.get(extra, 0.0), 2) if extra else None
+        return CpuSpan(services_s, extra_s, len(set(pids_after) - set(self.pids)))
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"

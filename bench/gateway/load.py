@@ -15,22 +15,30 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# A ~300-byte OpenAI chat-completion request.
-CHAT_REQUEST = json.dumps(
-    {
-        "model": "bench-model",
-        "messages": [
-            {"role": "system", "content": "You are a terse assistant used by a load test."},
-            {"role": "user", "content": "Say hello to the benchmark in one short sentence, please, and nothing more."},
-        ],
-        "temperature": 0,
-        "max_tokens": 16,
-        "n": 1,
-        "stream": False,
-        "user": "bench-user-0001",
-    },
-    separators=(",", ":"),
-)
+
+def chat_request(*, stream: bool = False) -> str:
+    """A ~300-byte OpenAI chat-completion request, streamed or not."""
+    return json.dumps(
+        {
+            "model": "bench-model",
+            "messages": [
+                {"role": "system", "content": "You are a terse assistant used by a load test."},
+                {
+                    "role": "user",
+                    "content": "Say hello to the benchmark in one short sentence, please, and nothing more.",
+                },
+            ],
+            "temperature": 0,
+            "max_tokens": 16,
+            "n": 1,
+            "stream": stream,
+            "user": "bench-user-0001",
+        },
+        separators=(",", ":"),
+    )
+
+
+CHAT_REQUEST = chat_request()
 
 _LUA = """
 wrk.method = "POST"
@@ -91,11 +99,13 @@ def run_wrk(
     seconds: float,
     threads: int = 1,
     timeout_s: float = 5.0,
+    body: str = CHAT_REQUEST,
 ) -> LoadResult:
-    """``connections`` keep-alive connections sending the chat request for ``seconds``."""
+    """``connections`` keep-alive connections POSTing ``body`` (the chat request) for ``seconds``;
+    wrk reads each answer whole, a streamed one to its last chunk."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as folder:
         script = Path(folder) / "request.lua"
-        script.write_text(lua_script(headers))
+        script.write_text(lua_script(headers, body))
         argv = [
             wrk_path(),
             f"-t{min(threads, connections)}",

@@ -26,7 +26,17 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.gateway.common import RESULTS, SetupUnavailable, cpu_seconds, cpu_used, free_port, machine_info
+from bench.gateway.common import (
+    RESULTS,
+    CpuMeter,
+    SetupUnavailable,
+    cpu_seconds,
+    cpu_used,
+    fmt,
+    free_port,
+    machine_info,
+    ratio,
+)
 from bench.gateway.load import CHAT_REQUEST, LoadResult, run_wrk
 from bench.gateway.setups import Direct, LiteLLM, Nginx, Ours, Portkey, Running, Setup
 from bench.gateway.upstream import mock_upstream, nginx_version
@@ -70,21 +80,12 @@ class Outcome:
 def measure(setup: Setup, running: Running, seconds: float, redis_pid: int | None) -> Outcome:
     outcome = Outcome(setup.name, setup.description, processes=running.processes, notes=list(running.notes))
     run_wrk(running.url, running.headers, connections=BUSY_CONNECTIONS, seconds=WARMUP_S)
-    pids = [pid for service in running.services for pid in service.tree()]
-    watched = pids + ([redis_pid] if redis_pid else [])
-    before = cpu_seconds(watched)
+    meter = CpuMeter(running.services, redis_pid)
     outcome.busy = run_wrk(running.url, running.headers, connections=BUSY_CONNECTIONS, seconds=seconds)
-    pids_after = [pid for service in running.services for pid in service.tree()]
-    after = cpu_seconds(pids_after + watched[len(pids) :])
-    born = sorted(set(pids_after) - set(pids))
-    if born:
-        outcome.notes.append(f"{len(born)} process(es) started during the c=50 run (a worker restarted?)")
-    if running.services:
-        proxy_after = {pid: value for pid, value in after.items() if pid != redis_pid}
-        proxy_before = {pid: value for pid, value in before.items() if pid != redis_pid}
-        outcome.cpu_s = round(cpu_used(proxy_before, proxy_after), 2)
-    if redis_pid:
-        outcome.redis_cpu_s = round(after.get(redis_pid, 0.0) - before.get(redis_pid, 0.0), 2)
+    cpu = meter.stop()
+    if cpu.born:
+        outcome.notes.append(f"{cpu.born} process(es) started during the c=50 run (a worker restarted?)")
+    outcome.cpu_s, outcome.redis_cpu_s = cpu.services_s, cpu.extra_s
     outcome.single = run_wrk(running.url, running.headers, connections=1, seconds=seconds)
     return outcome
 
@@ -113,12 +114,6 @@ def run_setup(setup: Setup, seconds: float) -> Outcome:
     return outcome
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or not denominator:
-        return None
-    return round(numerator / denominator, 3)
-
-
 def summarize(outcomes: dict[str, Outcome]) -> dict[str, object]:
     direct = outcomes.get("direct")
     base_single = direct.single if direct is not None else None
@@ -141,7 +136,7 @@ def summarize(outcomes: dict[str, Outcome]) -> dict[str, object]:
 
     goals = []
     for numerator, denominator, compared, goal in RATIO_GOALS:
-        value = _ratio(rps(numerator), rps(denominator))
+        value = ratio(rps(numerator), rps(denominator))
         goals.append(
             {
                 "name": f"{numerator}/{denominator} {compared}",
@@ -160,10 +155,6 @@ def summarize(outcomes: dict[str, Outcome]) -> dict[str, object]:
         }
     )
     return {"added_latency_ms": added, "goals": goals}
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: dict[str, object]) -> str:
@@ -192,7 +183,7 @@ def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: d
         assert busy is not None and single is not None
         extra = added.get(name)
         added_text = "-" if extra is None else f"{extra['c1_p50_ms']:+.3f} / {extra['c1_p99_ms']:+.3f}"
-        cpu = _fmt(outcome.cpu_s)
+        cpu = fmt(outcome.cpu_s)
         if outcome.redis_cpu_s is not None:
             cpu += f" (+ Redis {outcome.redis_cpu_s:.2f})"
         errors = f"**{busy.errors + single.errors} (flagged)**" if outcome.flagged else "0"
@@ -200,7 +191,7 @@ def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: d
             f"| {name} | {outcome.processes or '-'} | {busy.requests_per_s:,.0f} "
             f"| {busy.p50_ms:.2f} / {busy.p99_ms:.2f} "
             f"| {single.p50_ms:.3f} / {single.p99_ms:.3f} | {added_text} | {cpu} "
-            f"| {_fmt(outcome.requests_per_cpu_s(), 0)} | {errors} |"
+            f"| {fmt(outcome.requests_per_cpu_s(), 0)} | {errors} |"
         )
     lines += [
         "",
@@ -213,7 +204,7 @@ def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: d
     assert isinstance(goals, list)
     for goal in goals:
         verdict = {True: "**yes**", False: "**no**", None: "not measured"}[goal["met"]]
-        lines.append(f"| {goal['name']} | {_fmt(goal['value'], 3)} | {goal['goal']} | {verdict} |")
+        lines.append(f"| {goal['name']} | {fmt(goal['value'], 3)} | {goal['goal']} | {verdict} |")
     met = [g["name"] for g in goals if g["met"] is True]
     missed = [g["name"] for g in goals if g["met"] is False]
     unmeasured = [g["name"] for g in goals if g["met"] is None]

@@ -213,10 +213,23 @@ class Ours(Setup):
     name = "ours"
     description = "our worker (python -m gateway_sync.worker), Redis mode: snapshot from Redis, exact Redis limiter"
 
-    def __init__(self, folder: Path, upstream_port: int, *, redis_url: str, processes: int = 2) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        upstream_port: int,
+        *,
+        redis_url: str,
+        processes: int = 2,
+        snapshot: world.SnapshotBuilder = world.bench_snapshot,
+        path: str = f"/api/{world.PRODUCT_SLUG}/v1/chat/completions",
+        description: str = "",
+    ) -> None:
         super().__init__(folder, upstream_port)
         self.redis_url = redis_url
         self.wanted_processes = processes
+        self.snapshot = snapshot
+        self.path = path
+        self.description = description or self.description
 
     def version(self) -> str:
         commit = command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
@@ -235,7 +248,7 @@ class Ours(Setup):
 
     def start(self) -> Running:
         try:
-            world.publish_bench_snapshot(self.redis_url, self.upstream_port)
+            world.publish_bench_snapshot(self.redis_url, self.upstream_port, self.snapshot)
         except redis.RedisError as exc:
             raise SetupUnavailable(f"Redis at {self.redis_url} is unreachable: {exc}") from exc
         notes = []
@@ -257,7 +270,7 @@ class Ours(Setup):
         }
         argv = [sys.executable, "-m", "gateway_sync.worker"]
         service = self._serve(Service(self.name, argv, self.folder / "worker.log", env=env, cwd=ROOT))
-        url = f"http://127.0.0.1:{port}/api/{world.PRODUCT_SLUG}/v1/chat/completions"
+        url = f"http://127.0.0.1:{port}{self.path}"
         running = Running(
             url, {"Authorization": f"Bearer {world.API_KEY}"}, services=[service], processes=processes, notes=notes
         )
