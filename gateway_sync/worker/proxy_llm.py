@@ -476,7 +476,9 @@ class _Completion:
                 other_route, app_id=app_id, headers=self.request.headers, rng=rest.rng, cooling=cooling
             )
             stages.append(_Stage(target, target.upstream, target.model or other.upstream_name, other, other_route))
-        return stages
+        # A target cooling down is skipped while the chain has anything else to try.
+        warm = [stage for stage in stages if stage.target is None or not cooling(stage.target.id)]
+        return warm or stages
 
     # -- upstream attempts --------------------------------------------------------------
 
