@@ -56,7 +56,8 @@ import redis.asyncio
 from redis.exceptions import RedisError
 
 from gateway_sync.contract.schema import Plan
-from gateway_sync.worker.limits import DAY_S, MINUTE_S, MONTH_S, FailMode, RedisOutage, ScriptCoalescer
+from gateway_sync.worker.limits import DAY_S, MINUTE_S, MONTH_S
+from gateway_sync.worker.redis_scripts import FailMode, RedisOutage, ScriptCoalescer
 from gateway_sync.worker.token_limits_lua import RESERVE_SCRIPT, SETTLE_SCRIPT
 
 log = logging.getLogger(__name__)
