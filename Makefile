@@ -50,7 +50,7 @@ e2e: install services
 test: lint typecheck unit e2e
 
 # Benchmarks are kept out of `make test`; each writes its results to bench/results/.
-bench: bench-contract bench-snapshot bench-gateway
+bench: bench-contract bench-snapshot bench-gateway bench-llm
 
 bench-contract: install
 	$(BIN)/python bench/contract_codecs.py
@@ -63,6 +63,12 @@ bench-snapshot: install services
 bench-gateway: install services
 	bash bench/gateway/install.sh
 	$(BIN)/python -m bench.gateway.rest $(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS))
+
+# The same set-ups on the OpenAI-compatible /v1 path: streamed and not, and time to first byte.
+.PHONY: bench-llm
+bench-llm: install services
+	bash bench/gateway/install.sh
+	$(BIN)/python -m bench.gateway.llm $(if $(BENCH_SECONDS),--seconds $(BENCH_SECONDS))
 
 clean:
 	rm -rf $(VENV) var/static .mypy_cache .ruff_cache .pytest_cache
