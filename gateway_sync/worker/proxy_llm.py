@@ -59,7 +59,7 @@ from gateway_sync.worker.llm_wire import (
     parse_request,
     upstream_body,
 )
-from gateway_sync.worker.proxy_rest import PROXY_KEY, REQUEST_ID, RestProxy
+from gateway_sync.worker.proxy_rest import PROXY_KEY, RestProxy
 from gateway_sync.worker.record import UPSTREAM_TIMEOUT, UPSTREAM_UNREACHABLE, RequestRecord
 from gateway_sync.worker.resume import RESUME_STORE_KEY, ResumeStore, parse_last_event_id, register_resume_store
 from gateway_sync.worker.routing import fallback_targets, pick_available_target, select_route
@@ -73,7 +73,14 @@ from gateway_sync.worker.token_limits import (
     combine_rate_limit_headers,
     token_rate_limit_headers,
 )
-from gateway_sync.worker.wire import BodyTooLarge, RequestBody, client_timeout, forwarded_request_headers, upstream_url
+from gateway_sync.worker.wire import (
+    REQUEST_ID,
+    BodyTooLarge,
+    RequestBody,
+    client_timeout,
+    forwarded_request_headers,
+    upstream_url,
+)
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
-from cryptography.fernet import InvalidToken, MultiFernet
-from multidict import CIMultiDict
+from cryptography.fernet import MultiFernet
 
 from gateway_sync.contract.schema import Route, Target, Upstream
 from gateway_sync.contract.secrets import upstream_fernet
@@ -38,33 +37,33 @@ from gateway_sync.worker.limits import (
     limiter_redis_client,
 )
 from gateway_sync.worker.record import (
-    UPSTREAM_BROKEN,
     UPSTREAM_TIMEOUT,
-    UPSTREAM_UNREACHABLE,
     RequestRecord,
+)
+from gateway_sync.worker.rest_delivery import (
+    ATTEMPTS,
+    TARGET,
+    deliver,
+    request_headers,
+    too_large,
+    too_many,
+    upstream_credential,
+    upstream_failure,
 )
 from gateway_sync.worker.routing import fallback_targets, pick_available_target, select_route
 from gateway_sync.worker.settings import DEVELOPMENT_SECRET_KEY, WorkerSettings
 from gateway_sync.worker.wire import (
-    CHUNK,
     REPLAY_LIMIT,
+    REQUEST_ID,
     BodyTooLarge,
     RequestBody,
     client_timeout,
-    forwarded_request_headers,
-    forwarded_response_headers,
     upstream_url,
 )
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = "X-Request-Id"
-ATTEMPTS = "X-Gateway-Attempts"
-TARGET = "X-Gateway-Target"
 BACKOFF_CAP_S = 5.0
-# Upstream responses up to this size (by Content-Length) are read whole and sent in one
-# write; larger or open-ended ones (SSE, chunked) stream chunk by chunk.
-WHOLE_RESPONSE_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,7 +166,7 @@ async def _handle(request: web.Request, request_id: str, record: RequestRecord) 
 
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:
-        return _too_large(settings)
+        return too_large(settings)
 
     raw_path = request.rel_url.raw_path
     prefix = f"/api/{request.match_info.get('product', '')}"
@@ -198,7 +197,7 @@ async def _handle(request: web.Request, request_id: str, record: RequestRecord) 
             try:
                 replay = await body.buffer(REPLAY_LIMIT)
             except BodyTooLarge:
-                return _too_large(settings)
+                return too_large(settings)
         else:
             replay = None
         attempt = _Attempt(request, proxy, route, remainder, request_id, record, body, replay)
@@ -218,8 +217,8 @@ async def _single_attempt(
 ) -> web.StreamResponse:
     """No route: the product's own upstream, once (a small body sent whole, a large one streamed)."""
     settings = proxy.settings
-    headers = _request_headers(request, request_id)
-    credential = _credential(proxy, upstream, record.product_slug)
+    headers = request_headers(request, request_id)
+    credential = upstream_credential(proxy, upstream, record.product_slug)
     if isinstance(credential, web.Response):
         return credential
     headers.update(credential)
@@ -229,7 +228,7 @@ async def _single_attempt(
         try:
             data = await body.buffer(REPLAY_LIMIT)
         except BodyTooLarge:
-            return _too_large(settings)
+            return too_large(settings)
         if body.overflow is not None:
             data = body.rest(body.overflow)
     record.attempts = 1
@@ -245,28 +244,10 @@ async def _single_attempt(
         )
     except Exception as exc:
         record.bytes_in = body.sent
-        return _upstream_failure(exc, body, settings, record)
+        return upstream_failure(exc, body, settings, record)
     record.bytes_in = body.sent
     record.upstream_latency_s = time.perf_counter() - record.started
-    return await _deliver(request, upstream_response, quota_headers, request_id, record, {ATTEMPTS: "1"})
-
-
-def _request_headers(request: web.Request, request_id: str) -> CIMultiDict[str]:
-    headers = forwarded_request_headers(request.headers)
-    headers[REQUEST_ID] = request_id
-    if request.content_length is not None:
-        headers["Content-Length"] = str(request.content_length)
-    return headers
-
-
-def _credential(proxy: RestProxy, upstream: Upstream, slug: str) -> dict[str, str] | web.Response:
-    if not (upstream.auth_header and upstream.secret_encrypted):
-        return {}
-    try:
-        return {upstream.auth_header: proxy.decrypt(upstream.secret_encrypted)}
-    except (InvalidToken, ValueError):
-        log.error("product %s: the upstream credential cannot be decrypted (UPSTREAM_SECRET_KEYS?)", slug)
-        return problem(502, "Bad Gateway", "The upstream credential is unavailable.", "upstream_credential")
+    return await deliver(request, upstream_response, quota_headers, request_id, record, {ATTEMPTS: "1"})
 
 
 @dataclass
@@ -323,8 +304,8 @@ class _Attempt:
 
     async def _send(self, target: Target) -> aiohttp.ClientResponse | BaseException | web.Response:
         upstream = target.upstream
-        headers = _request_headers(self.request, self.request_id)
-        credential = _credential(self.proxy, upstream, self.slug)
+        headers = request_headers(self.request, self.request_id)
+        credential = upstream_credential(self.proxy, upstream, self.slug)
         if isinstance(credential, web.Response):
             return credential
         headers.update(credential)
@@ -362,7 +343,7 @@ class _Attempt:
                     self.proxy.cooldowns.record_failure(target.id, self.route.cooldown)
                 if self.body.too_large:
                     _release(outcome)
-                    return _too_large(self.proxy.settings)
+                    return too_large(self.proxy.settings)
                 time_left = self.deadline - self.loop.time()
                 if outcome.retryable and retries_left > 0 and time_left > 0:
                     delay = min(self.route.retry.backoff_ms / 1000 * 2**backoff, BACKOFF_CAP_S, time_left)
@@ -381,11 +362,9 @@ class _Attempt:
             extra = {ATTEMPTS: str(attempts), TARGET: target.name}
             if outcome.response is not None:
                 self.record.upstream_latency_s = time.perf_counter() - self.record.started
-                return await _deliver(
-                    self.request, outcome.response, quota_headers, self.request_id, self.record, extra
-                )
+                return await deliver(self.request, outcome.response, quota_headers, self.request_id, self.record, extra)
             error = outcome.error if outcome.error is not None else RuntimeError("no upstream outcome")
-            failure = _upstream_failure(error, self.body, self.proxy.settings, self.record)
+            failure = upstream_failure(error, self.body, self.proxy.settings, self.record)
             failure.headers.update(extra)
             return failure
         raise AssertionError("unreachable: stages is never empty")
@@ -402,124 +381,11 @@ def _deadline_passed(attempts: int, target: Target) -> web.Response:
     return failure
 
 
-async def _deliver(
-    request: web.Request,
-    upstream_response: aiohttp.ClientResponse,
-    quota_headers: dict[str, str],
-    request_id: str,
-    record: RequestRecord,
-    extra: dict[str, str],
-) -> web.StreamResponse:
-    async with upstream_response:
-        if _small_and_whole(request, upstream_response):
-            return await _deliver_whole(upstream_response, quota_headers, request_id, record, extra)
-        response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
-        response.headers.extend(forwarded_response_headers(upstream_response.headers))
-        response.headers.update(quota_headers)
-        response.headers.update(extra)
-        response.headers[REQUEST_ID] = request_id
-        await response.prepare(request)
-        while True:
-            try:
-                chunk = await upstream_response.content.read(CHUNK)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # Headers are gone: nothing left but to cut the connection short.
-                record.upstream_error = UPSTREAM_BROKEN
-                log.warning("product %s: upstream response broke off: %r", record.product_slug, exc)
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-            if not chunk:
-                break
-            try:
-                await response.write(chunk)
-            except ConnectionError:
-                # The client went away mid-stream: its business, not a gateway error.
-                record.client_closed = True
-                return response
-            record.bytes_out += len(chunk)
-        await response.write_eof()
-    return response
-
-
-def _small_and_whole(request: web.Request, upstream_response: aiohttp.ClientResponse) -> bool:
-    """A response worth reading whole and sending in one write: a known, small length and a
-    body to send (not HEAD, 204 or 304). SSE and other open-ended bodies keep streaming."""
-    length = upstream_response.content_length
-    return (
-        length is not None
-        and length <= WHOLE_RESPONSE_LIMIT
-        and request.method != "HEAD"
-        and upstream_response.status not in (204, 304)
-    )
-
-
-async def _deliver_whole(
-    upstream_response: aiohttp.ClientResponse,
-    quota_headers: dict[str, str],
-    request_id: str,
-    record: RequestRecord,
-    extra: dict[str, str],
-) -> web.Response:
-    try:
-        payload = await upstream_response.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        # Nothing was sent yet, so the client gets a clear answer instead of a cut connection.
-        record.upstream_error = UPSTREAM_BROKEN
-        log.warning("product %s: upstream response broke off: %r", record.product_slug, exc)
-        failure = problem(502, "Bad Gateway", "The upstream's response broke off.", "upstream_broken")
-        failure.headers.update(extra)
-        return failure
-    headers = forwarded_response_headers(upstream_response.headers)
-    headers.popall("Content-Length", None)  # set from the body
-    response = web.Response(
-        status=upstream_response.status, reason=upstream_response.reason, body=payload, headers=headers
-    )
-    response.headers.update(quota_headers)
-    response.headers.update(extra)
-    response.headers[REQUEST_ID] = request_id
-    return response
-
-
 async def _check_limits(
     proxy: RestProxy, caller: Caller, route: Route | None, record: RequestRecord
 ) -> dict[str, str] | web.Response:
     """The quotas at admission (admission.py), answered as a problem when one refuses."""
     checked = await check_request_quotas(proxy.limiter, caller, route, record)
     if isinstance(checked, QuotaRefusal):
-        return _too_many(checked.headers, degraded=checked.degraded)
+        return too_many(checked.headers, degraded=checked.degraded)
     return checked
-
-
-def _too_many(headers: dict[str, str], *, degraded: bool) -> web.Response:
-    if degraded:
-        detail = "The rate limiter is unavailable; try again shortly."
-    else:
-        detail = "The request quota is spent; retry after the Retry-After delay."
-    return problem(429, "Too Many Requests", detail, "rate_limited", headers=headers)
-
-
-def _too_large(settings: WorkerSettings) -> web.Response:
-    return problem(
-        413, "Content Too Large", f"Request bodies are limited to {settings.max_body_bytes} bytes.", "body_too_large"
-    )
-
-
-def _upstream_failure(
-    exc: BaseException, body: RequestBody, settings: WorkerSettings, record: RequestRecord
-) -> web.Response:
-    if body.too_large:
-        return _too_large(settings)
-    transport = body.request.transport
-    if transport is None or transport.is_closing():
-        # The client left while its body was being sent on: nobody will read this answer.
-        record.client_closed = True
-        return problem(400, "Bad Request", "The client closed the connection.", "client_closed")
-    if isinstance(exc, TimeoutError):
-        record.upstream_error = UPSTREAM_TIMEOUT
-        return problem(504, "Gateway Timeout", "The upstream did not answer in time.", "upstream_timeout")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        record.upstream_error = UPSTREAM_UNREACHABLE
-        log.warning("product %s: upstream unreachable: %r", record.product_slug, exc)
-        return problem(502, "Bad Gateway", "The upstream could not be reached.", "upstream_unreachable")
-    raise exc

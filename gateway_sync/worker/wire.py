@@ -29,6 +29,8 @@ HOP_BY_HOP = frozenset(
 # Consumer headers never forwarded: their credential, and what the client sets itself.
 CONSUMER_ONLY = frozenset({"authorization", "x-api-key", "host", "content-length"})
 CHUNK = 64 * 1024
+# Propagated to the upstream and returned to the client; created when the client sent none.
+REQUEST_ID = "X-Request-Id"
 # Request bodies up to this size are buffered so a retry or fallback can resend them;
 # larger ones are streamed to the chosen target once, with no retry and no fallback.
 REPLAY_LIMIT = 64 * 1024
