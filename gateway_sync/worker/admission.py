@@ -2,7 +2,9 @@
 plan quotas, the key's own, then the route's safety limits, each scope checked in turn.
 
 A request refused by one scope gets back what the earlier ones consumed, so a refused
-request spends no quota anywhere. Each path answers a refusal in its own error format.
+request spends no quota anywhere. A request admitted here but refused by a later check
+(/v1's token quota) is given back the same way (``refund_request_quotas``). Each path
+answers a refusal in its own error format.
 """
 
 from __future__ import annotations
@@ -37,11 +39,34 @@ class QuotaRefusal:
     degraded: bool
 
 
+@dataclass(frozen=True, slots=True)
+class QuotaAdmission:
+    """Every scope said yes: the headers to answer with, and what each scope counted (for
+    ``refund_request_quotas`` when a later check refuses the request after all)."""
+
+    headers: dict[str, str]
+    counted: tuple[tuple[str, Decision], ...]
+
+
 async def check_request_quotas(
     limiter: RequestLimiter, caller: Caller, route: Route | None, record: RequestRecord
 ) -> dict[str, str] | QuotaRefusal:
     """The quota headers of an admitted request, or the refusal. Notes the most telling
     decision on ``record.limit_decision``."""
+    admitted = await admit_request(limiter, caller, route, record)
+    return admitted if isinstance(admitted, QuotaRefusal) else admitted.headers
+
+
+async def refund_request_quotas(limiter: RequestLimiter, admission: QuotaAdmission) -> None:
+    """Give back what an admitted request counted in every scope: it was refused later."""
+    for scope, decision in admission.counted:
+        await limiter.refund(scope=scope, decision=decision)
+
+
+async def admit_request(
+    limiter: RequestLimiter, caller: Caller, route: Route | None, record: RequestRecord
+) -> QuotaAdmission | QuotaRefusal:
+    """``check_request_quotas``, keeping what each scope counted."""
     checks = [(f"sub:{caller.subscription.id}", limits_for_plan(caller.plan))]
     key_limits = limits_for_key(caller.key)
     if key_limits:
@@ -63,7 +88,7 @@ async def check_request_quotas(
             admitted.append((scope, decision))
             if not headers:  # the plan's quota is the one reported while nothing refuses
                 headers = rate_limit_headers(decision)
-    return headers
+    return QuotaAdmission(headers=headers, counted=tuple(admitted))
 
 
 def note_decision(record: RequestRecord, decision: Decision) -> None:

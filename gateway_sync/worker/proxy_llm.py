@@ -22,47 +22,40 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
-from gateway_sync.contract.schema import ModelOffering, Product, Route, Target, Upstream
-from gateway_sync.worker.admission import QuotaRefusal, check_request_quotas
+from gateway_sync.contract.schema import ModelOffering
+from gateway_sync.worker.admission import QuotaRefusal, admit_request, refund_request_quotas
 from gateway_sync.worker.app import SETTINGS_KEY, Handler, RouteRegistrar, notify_observers, request_snapshot
 from gateway_sync.worker.auth import Caller
 from gateway_sync.worker.errors_openai import bad_request, openai_error
 from gateway_sync.worker.guard import LlmGuard, policies_for
 from gateway_sync.worker.ids import new_id
 from gateway_sync.worker.limits import limiter_redis_client
+from gateway_sync.worker.llm_attempts import AttemptLoop, fallback_stages, model_route
 from gateway_sync.worker.llm_catalog import (
     CatalogCache,
     authenticate_key,
     models_for_key,
     resolve_model,
 )
-from gateway_sync.worker.llm_stream import RelayEnd, StreamRelay
+from gateway_sync.worker.llm_stream import StreamRelay
 from gateway_sync.worker.llm_usage import (
     Tokenizer,
-    UsageTally,
-    completion_text,
     cost_microusd,
     estimate_prompt_tokens,
-    reported_usage,
 )
+from gateway_sync.worker.llm_whole import note_guardrail_actions
 from gateway_sync.worker.llm_wire import (
     ENDPOINT_PATHS,
     Endpoint,
     InvalidRequest,
     LlmRequest,
-    decode_json,
-    encode_json,
     parse_request,
-    upstream_body,
 )
 from gateway_sync.worker.proxy_rest import PROXY_KEY, RestProxy
-from gateway_sync.worker.record import UPSTREAM_TIMEOUT, UPSTREAM_UNREACHABLE, RequestRecord
+from gateway_sync.worker.record import RequestRecord
 from gateway_sync.worker.resume import RESUME_STORE_KEY, ResumeStore, parse_last_event_id, register_resume_store
-from gateway_sync.worker.routing import fallback_targets, pick_available_target, select_route
 from gateway_sync.worker.settings import WorkerSettingsError
 from gateway_sync.worker.token_limits import (
     MemoryTokenLimiter,
@@ -77,20 +70,12 @@ from gateway_sync.worker.wire import (
     REQUEST_ID,
     BodyTooLarge,
     RequestBody,
-    client_timeout,
-    forwarded_request_headers,
-    upstream_url,
 )
 
 log = logging.getLogger(__name__)
 
-ATTEMPTS = "X-Gateway-Attempts"
-TARGET = "X-Gateway-Target"
-MODEL = "X-Gateway-Model"
 DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_RESERVE_MAX_TOKENS = 4096
-# Whole (not streamed) upstream answers are read up to this size.
-MAX_WHOLE_RESPONSE = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,8 +124,9 @@ _LLM_SETTINGS_KEY = web.AppKey("llm_settings", LlmSettings)
 def llm_registrar(settings: LlmSettings) -> RouteRegistrar:
     def register(app: web.Application) -> None:
         app[_LLM_SETTINGS_KEY] = settings
-        if RESUME_STORE_KEY not in app:
-            register_resume_store(app)
+        # /v1 is the only user of resumable streams, so it owns their store (absent when
+        # RESUME_WINDOW_S=0): nothing else registers it.
+        register_resume_store(app)
         app.router.add_post("/v1/chat/completions", _endpoint("chat"))
         app.router.add_post("/v1/completions", _endpoint("completions"))
         app.router.add_post("/v1/embeddings", _endpoint("embeddings"))
@@ -277,30 +263,6 @@ async def _handle_recorded(request: web.Request, endpoint: Endpoint) -> web.Stre
         notify_observers(request.app, record)
 
 
-@dataclass(frozen=True, slots=True)
-class _Stage:
-    """One upstream to try: a target (None: the product's own upstream) and a model."""
-
-    target: Target | None
-    upstream: Upstream
-    upstream_model: str
-    offering: ModelOffering
-    route: Route | None
-
-
-def model_route(
-    snapshot_routes: tuple[Route, ...], *, public_name: str, path: str, request: web.Request
-) -> Route | None:
-    """The route for a model: among the routes naming it (``RouteMatch.model``), else the
-    routes naming no model, the best fit by select_route's rules."""
-    named = [r for r in snapshot_routes if r.match.model == public_name]
-    found = select_route(named, path=path, host=request.host, headers=request.headers) if named else None
-    if found is not None:
-        return found
-    generic = [r for r in snapshot_routes if not r.match.model]
-    return select_route(generic, path=path, host=request.host, headers=request.headers)
-
-
 class _Completion:
     """One chat, completion or embeddings request, from admission to settlement."""
 
@@ -312,12 +274,8 @@ class _Completion:
         self.llm = request.app[LLM_KEY]
         self.rest = self.llm.rest
         self.reservation: Reservation | None = None
-        self.tally = UsageTally()
-        self.completion_texts: list[str] = []
-        self.produced = False
-        self.served: ModelOffering | None = None
         self.parsed: LlmRequest | None = None
-        self.relay: StreamRelay | None = None
+        self.attempts: AttemptLoop | None = None
 
     async def serve(self) -> web.StreamResponse:
         try:
@@ -362,7 +320,7 @@ class _Completion:
         if route is not None:
             self.record.route_id = route.id
 
-        quota = await check_request_quotas(self.rest.limiter, caller, route, self.record)
+        quota = await admit_request(self.rest.limiter, caller, route, self.record)
         if isinstance(quota, QuotaRefusal):
             detail = "The rate limiter is unavailable; try again shortly." if quota.degraded else None
             return openai_error(
@@ -372,23 +330,61 @@ class _Completion:
                 error_type="requests",
                 headers=quota.headers,
             )
-        headers = dict(quota)
 
         policies = policies_for(snapshot, product, route, caller.plan)
         guard = LlmGuard(policies) if policies else None
         if guard is not None and guard.inspects_requests:
             outcome = guard.check_request(parsed.body, self.endpoint)
-            self._note_actions(outcome.actions)
+            note_guardrail_actions(self.record, outcome.actions)
             if outcome.blocked:
                 return openai_error(400, outcome.message, code="content_filter", param="messages")
             parsed.body = outcome.body
 
         reserved = await self._reserve(caller, offering, parsed)
         if isinstance(reserved, web.Response):
+            # Refused for its tokens: the request was not served, so it spends no request quota.
+            await refund_request_quotas(self.rest.limiter, quota)
             return reserved
-        headers = combine_rate_limit_headers(headers, reserved)
-        stages = self._stages(snapshot_routes=routes, product=product, offering=offering, route=route, caller=caller)
-        return await self._attempts(stages, parsed, guard, headers, offering.public_name)
+        headers = combine_rate_limit_headers(quota.headers, reserved)
+        stages = fallback_stages(
+            self.rest,
+            request,
+            self.endpoint,
+            snapshot_routes=routes,
+            product=product,
+            offering=offering,
+            route=route,
+            caller=caller,
+        )
+        relay = self._relay(parsed, guard, headers, offering.public_name) if parsed.stream else None
+        self.attempts = AttemptLoop(
+            request,
+            rest=self.rest,
+            endpoint=self.endpoint,
+            request_id=self.request_id,
+            record=self.record,
+            parsed=parsed,
+            guard=guard,
+            relay=relay,
+        )
+        return await self.attempts.run(stages, headers)
+
+    def _relay(
+        self, parsed: LlmRequest, guard: LlmGuard | None, headers: dict[str, str], public_name: str
+    ) -> StreamRelay:
+        stream_guard = guard.stream_guard(self.endpoint) if guard is not None and guard.inspects_responses else None
+        return StreamRelay(
+            self.request,
+            record=self.record,
+            headers=headers,
+            response_id=new_id(),
+            keepalive_s=self.llm.settings.keepalive_s,
+            include_usage=parsed.include_usage,
+            public_model=public_name,
+            resume=self.llm.resume,
+            app_id=self.record.app_id or 0,
+            guard=stream_guard,
+        )
 
     async def _read_body(self) -> bytes | web.Response:
         limit = self.rest.settings.max_body_bytes
@@ -408,11 +404,6 @@ class _Completion:
             return too_large
         self.record.bytes_in = len(raw)
         return raw
-
-    def _note_actions(self, actions: list[str]) -> None:
-        for action in actions:
-            if action not in self.record.guardrail_actions:
-                self.record.guardrail_actions.append(action)
 
     async def _reserve(
         self, caller: Caller, offering: ModelOffering, parsed: LlmRequest
@@ -449,266 +440,23 @@ class _Completion:
         )
         return openai_error(429, message, code="rate_limit_exceeded", error_type="tokens", headers=headers)
 
-    def _stages(
-        self,
-        *,
-        snapshot_routes: tuple[Route, ...],
-        product: Product,
-        offering: ModelOffering,
-        route: Route | None,
-        caller: Caller,
-    ) -> list[_Stage]:
-        rest = self.rest
-        cooling = rest.cooldowns.cooling
-        app_id = caller.key.app_id
-        if route is None:
-            return [_Stage(None, product.upstream, offering.upstream_name, offering, None)]
-        chosen = pick_available_target(
-            route, app_id=app_id, headers=self.request.headers, rng=rest.rng, cooling=cooling
-        )
-        stages = [_Stage(chosen, chosen.upstream, chosen.model or offering.upstream_name, offering, route)]
-        for target in fallback_targets(route, chosen, cooling=cooling):
-            stages.append(_Stage(target, target.upstream, target.model or offering.upstream_name, offering, route))
-        allowed = caller.plan.allowed_models
-        for name in route.fallback_models:
-            other = next((o for o in product.models if o.public_name == name), None)
-            if other is None or other.public_name == offering.public_name or (allowed and name not in allowed):
-                continue
-            path = ENDPOINT_PATHS[self.endpoint]
-            other_route = model_route(snapshot_routes, public_name=name, path=path, request=self.request)
-            if other_route is None or other_route.match.model != name:
-                stages.append(_Stage(None, product.upstream, other.upstream_name, other, None))
-                continue
-            target = pick_available_target(
-                other_route, app_id=app_id, headers=self.request.headers, rng=rest.rng, cooling=cooling
-            )
-            stages.append(_Stage(target, target.upstream, target.model or other.upstream_name, other, other_route))
-        # A target cooling down is skipped while the chain has anything else to try.
-        warm = [stage for stage in stages if stage.target is None or not cooling(stage.target.id)]
-        return warm or stages
-
-    # -- upstream attempts --------------------------------------------------------------
-
-    async def _attempts(
-        self,
-        stages: list[_Stage],
-        parsed: LlmRequest,
-        guard: LlmGuard | None,
-        headers: dict[str, str],
-        public_name: str,
-    ) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        first_route = stages[0].route
-        deadline = None if first_route is None else loop.time() + first_route.timeouts.total_ms / 1000
-        relay: StreamRelay | None = None
-        if parsed.stream:
-            stream_guard = guard.stream_guard(self.endpoint) if guard is not None and guard.inspects_responses else None
-            relay = StreamRelay(
-                self.request,
-                record=self.record,
-                headers=headers,
-                response_id=new_id(),
-                keepalive_s=self.llm.settings.keepalive_s,
-                include_usage=parsed.include_usage,
-                public_model=public_name,
-                resume=self.llm.resume,
-                app_id=self.record.app_id or 0,
-                guard=stream_guard,
-            )
-            self.relay = relay
-        attempts = 0
-        failure = openai_error(502, "No upstream could be tried.", code="upstream_unreachable")
-        for index, stage in enumerate(stages):
-            retries_left = stage.route.retry.count if index == 0 and stage.route is not None else 0
-            backoff = 0
-            is_last = index == len(stages) - 1
-            while True:
-                attempts += 1
-                self.record.attempts = attempts
-                self.record.target_id = stage.target.id if stage.target is not None else None
-                self.served = stage.offering
-                extra = {ATTEMPTS: str(attempts), MODEL: stage.offering.public_name}
-                if stage.target is not None:
-                    extra[TARGET] = stage.target.name
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    self.record.upstream_error = UPSTREAM_TIMEOUT
-                    failure = openai_error(504, "The upstream did not answer in time.", code="upstream_timeout")
-                    break
-                sent = await self._send(stage, parsed, remaining)
-                if isinstance(sent, BaseException):
-                    self._cooldown(stage)
-                    failure = self._failure_for(sent)
-                    retry = stage.route is not None and stage.route.retry.on_timeout
-                else:
-                    status = sent.status
-                    if status < 400:
-                        self.record.upstream_error = ""
-                        if relay is None:
-                            return await self._whole(sent, guard, {**headers, **extra})
-                        relay.headers.update(extra)
-                        end = await self._stream(relay, sent, stage)
-                        if end is not RelayEnd.RETRY:
-                            return relay.response or web.Response(status=499)
-                        self._cooldown(stage)
-                        failure = openai_error(
-                            502, "The upstream's stream ended before its last chunk.", code="upstream_stream_broken"
-                        )
-                        retry = False
-                    elif status == 429 or status >= 500:
-                        self._cooldown(stage)
-                        if is_last and not (retries_left > 0 and self._retries_status(stage, status)):
-                            return await self._pass_error(sent, {**headers, **extra}, relay)
-                        retry = self._retries_status(stage, status)
-                        sent.release()
-                    else:
-                        return await self._pass_error(sent, {**headers, **extra}, relay)
-                if retry and retries_left > 0:
-                    retries_left -= 1
-                    backoff_ms = stage.route.retry.backoff_ms if stage.route is not None else 100
-                    delay = backoff_ms / 1000 * 2**backoff
-                    backoff += 1
-                    await asyncio.sleep(min(delay, 5.0))
-                    continue
-                break
-        if relay is not None and relay.response is not None:
-            await relay.send_error("No upstream could complete the stream.", code="upstream_unavailable")
-            await relay.end()
-            return relay.response
-        failure.headers.update(headers)
-        return failure
-
-    @staticmethod
-    def _retries_status(stage: _Stage, status: int) -> bool:
-        return stage.route is not None and status in stage.route.retry.on_statuses
-
-    def _cooldown(self, stage: _Stage) -> None:
-        if stage.target is not None and stage.route is not None:
-            self.rest.cooldowns.record_failure(stage.target.id, stage.route.cooldown)
-
-    def _failure_for(self, exc: BaseException) -> web.Response:
-        if isinstance(exc, TimeoutError):
-            self.record.upstream_error = UPSTREAM_TIMEOUT
-            return openai_error(504, "The upstream did not answer in time.", code="upstream_timeout")
-        self.record.upstream_error = UPSTREAM_UNREACHABLE
-        log.warning("product %s: upstream unreachable: %r", self.record.product_slug, exc)
-        return openai_error(502, "The upstream could not be reached.", code="upstream_unreachable")
-
-    async def _send(
-        self, stage: _Stage, parsed: LlmRequest, remaining: float | None
-    ) -> aiohttp.ClientResponse | BaseException:
-        upstream = stage.upstream
-        headers = CIMultiDict(forwarded_request_headers(self.request.headers))
-        headers.popall("Accept-Encoding", None)
-        headers["Accept-Encoding"] = "identity"  # the gateway reads the body: no compression
-        headers["Content-Type"] = "application/json"
-        headers[REQUEST_ID] = self.request_id
-        if upstream.auth_header and upstream.secret_encrypted:
-            try:
-                headers[upstream.auth_header] = self.rest.decrypt(upstream.secret_encrypted)
-            except ValueError as exc:
-                return exc
-        try:
-            return await self.rest.session.post(
-                upstream_url(upstream, ENDPOINT_PATHS[self.endpoint], ""),
-                headers=headers,
-                data=upstream_body(parsed, stage.upstream_model),
-                allow_redirects=False,
-                timeout=client_timeout(stage.route, upstream, remaining),
-                ssl=upstream.tls_verify,
-            )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return exc
-        finally:
-            self.record.upstream_latency_s = time.perf_counter() - self.record.started
-
-    async def _stream(self, relay: StreamRelay, upstream: aiohttp.ClientResponse, stage: _Stage) -> RelayEnd:
-        end: RelayEnd | None = None
-        try:
-            end = await relay.relay(upstream, stage.upstream_model)
-        finally:
-            if end is RelayEnd.COMPLETE:
-                upstream.release()
-            else:  # cut short (or cancelled): close the connection so the upstream stops
-                upstream.close()
-        if end is not RelayEnd.RETRY:
-            await relay.end()
-        return end
-
-    async def _whole(
-        self, upstream: aiohttp.ClientResponse, guard: LlmGuard | None, headers: dict[str, str]
-    ) -> web.StreamResponse:
-        async with upstream:
-            try:
-                payload = await upstream.content.read(MAX_WHOLE_RESPONSE)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("product %s: upstream response broke off: %r", self.record.product_slug, exc)
-                return openai_error(502, "The upstream's response broke off.", code="upstream_broken", headers=headers)
-            status = upstream.status
-            content_type = upstream.headers.get("Content-Type", "application/json")
-        data = decode_json(payload)
-        self.produced = True
-        if isinstance(data, dict):
-            self.tally.add(reported_usage(data))
-            self.completion_texts.append(completion_text(data))
-            if guard is not None and guard.inspects_responses and self.endpoint != "embeddings":
-                outcome = guard.check_response(data, self.endpoint)
-                self._note_actions(outcome.actions)
-                if outcome.blocked:
-                    return openai_error(400, outcome.message, code="content_filter", headers=headers)
-                if any(action.startswith("redact:") for action in outcome.actions):
-                    payload = encode_json(outcome.body)
-        served = self.served
-        parsed = self.parsed
-        if served is not None and parsed is not None:
-            upstream_model = data.get("model") if isinstance(data, dict) else None
-            if isinstance(upstream_model, str) and upstream_model != parsed.model:
-                payload = payload.replace(
-                    f'"model":"{upstream_model}"'.encode(), f'"model":"{parsed.model}"'.encode(), 1
-                ).replace(f'"model": "{upstream_model}"'.encode(), f'"model": "{parsed.model}"'.encode(), 1)
-        response = web.Response(status=status, body=payload, headers=headers)
-        response.headers["Content-Type"] = content_type
-        return response
-
-    async def _pass_error(
-        self, upstream: aiohttp.ClientResponse, headers: dict[str, str], relay: StreamRelay | None
-    ) -> web.StreamResponse:
-        """The upstream's own error, when it is an OpenAI error object; else a 502."""
-        async with upstream:
-            try:
-                payload = await upstream.content.read(64 * 1024)
-            except (aiohttp.ClientError, TimeoutError):
-                payload = b""
-            status = upstream.status
-            retry_after = upstream.headers.get("Retry-After")
-        data = decode_json(payload)
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            message = str(data["error"].get("message") or f"The upstream answered {status}.")
-            code = str(data["error"].get("code") or "upstream_error")
-            response = web.Response(status=status, body=payload, content_type="application/json", headers=headers)
-        else:
-            message, code = f"The upstream answered {status}.", "upstream_error"
-            status = 502
-            response = openai_error(502, message, code=code, headers=headers)
-        if retry_after is not None:
-            response.headers["Retry-After"] = retry_after
-        if relay is not None and relay.response is not None:  # keep-alives went out: answer in the stream
-            await relay.send_error(message, code=code)
-            await relay.end()
-            return relay.response
-        return response
-
     # -- accounting ---------------------------------------------------------------------
 
     async def _account(self) -> None:
         """Tokens (reported, else estimated), cost, and the reservation settled, or
         released when the upstream produced nothing."""
-        parsed, offering, relay = self.parsed, self.served, self.relay
-        tally = relay.tally if relay is not None else self.tally
-        texts = relay.text_parts if relay is not None else self.completion_texts
-        produced = (relay.content_sent or bool(texts)) if relay is not None else self.produced
+        parsed, attempts = self.parsed, self.attempts
+        offering = attempts.served if attempts is not None else None
+        if parsed is None or attempts is None or offering is None:
+            if self.reservation is not None:
+                await self.llm.tokens.release(self.reservation)
+            return
+        relay = attempts.relay
+        tally = relay.tally if relay is not None else attempts.whole.tally
+        texts = relay.text_parts if relay is not None else attempts.whole.texts
+        produced = (relay.content_sent or bool(texts)) if relay is not None else attempts.whole.produced
         reported = tally.prompt_tokens is not None or tally.completion_tokens is not None
-        if parsed is None or offering is None or not (produced or reported):
+        if not (produced or reported):
             if self.reservation is not None:
                 await self.llm.tokens.release(self.reservation)
             return

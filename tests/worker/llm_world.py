@@ -102,7 +102,7 @@ def offering(public: str, upstream: str = "demo-chat") -> s.ModelOffering:
     )
 
 
-def world(m: Mocks, *, tight_tokens_per_minute: int = 600) -> s.Snapshot:
+def world(m: Mocks, *, tight_tokens_per_minute: int = 600, tight_requests_per_minute: int | None = None) -> s.Snapshot:
     def up(server: MockServer) -> s.Upstream:
         return s.Upstream(url=f"{server.url}/v1")
 
@@ -127,6 +127,7 @@ def world(m: Mocks, *, tight_tokens_per_minute: int = 600) -> s.Snapshot:
             offering("cut-early"),
             offering("canary"),
             offering("guarded"),
+            offering("redacted"),
             offering("not-in-plan"),
         ),
     )
@@ -151,7 +152,13 @@ def world(m: Mocks, *, tight_tokens_per_minute: int = 600) -> s.Snapshot:
         plans=(
             s.Plan(id=1, product_id=1, name="Pro", allowed_models=plan_models),
             s.Plan(id=2, product_id=2, name="Other"),
-            s.Plan(id=3, product_id=1, name="Tight", tokens_per_minute=tight_tokens_per_minute),
+            s.Plan(
+                id=3,
+                product_id=1,
+                name="Tight",
+                tokens_per_minute=tight_tokens_per_minute,
+                requests_per_minute=tight_requests_per_minute,
+            ),
         ),
         apps=(
             s.App(id=7, organization_id=1, name="A"),
@@ -196,12 +203,18 @@ def world(m: Mocks, *, tight_tokens_per_minute: int = 600) -> s.Snapshot:
                 canary=s.Canary(target_id=5, mode="weight", weight=20),
             ),
             route(5, "guarded", (s.Target(id=6, name="main", upstream=up(m.main)),), guardrail_ids=(1,)),
+            route(6, "redacted", (s.Target(id=7, name="main-redacted", upstream=up(m.main)),), guardrail_ids=(2,)),
         ),
         guardrails=(
             s.GuardrailPolicy(
                 id=1,
                 name="No cards",
                 rules=(s.GuardrailRule(kind="pii_credit_card", action="block", on_request=False, on_response=True),),
+            ),
+            s.GuardrailPolicy(
+                id=2,
+                name="Cards redacted",
+                rules=(s.GuardrailRule(kind="pii_credit_card", action="redact", on_request=False, on_response=True),),
             ),
         ),
     )
@@ -229,6 +242,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> WorkerSettings:
 @dataclass
 class Gateway:
     client: Client
+    app: web.Application
     records: ListObserver
     # SDK clients the test opened, closed when it ends.
     sdks: list[Any] = field(default_factory=list)
@@ -236,6 +250,15 @@ class Gateway:
     @property
     def base_url(self) -> str:
         return str(self.client.make_url("/v1"))
+
+
+class WorkerLikeServer(test_utils.TestServer):
+    """Serves like serve.py's AppRunner: a handler whose client left is not cancelled
+    (aiohttp's default), where TestServer would cancel it."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        kwargs["handler_cancellation"] = False
+        return web.AppRunner(self.app, **kwargs)
 
 
 @contextlib.asynccontextmanager
@@ -247,6 +270,6 @@ async def gateway(
     )
     observer = ListObserver()
     app[OBSERVERS_KEY].append(observer)
-    async with test_utils.TestClient(test_utils.TestServer(app), cookie_jar=aiohttp.DummyCookieJar()) as client:
+    async with test_utils.TestClient(WorkerLikeServer(app), cookie_jar=aiohttp.DummyCookieJar()) as client:
         app[HOLDER_KEY].swap(CompiledSnapshot.build(snapshot, sha256="0" * 64))
-        yield Gateway(client, observer)
+        yield Gateway(client, app, observer)
