@@ -9,6 +9,9 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from gateway_sync.worker.__main__ import REGISTRARS
+from gateway_sync.worker.app import create_app
+from gateway_sync.worker.resume import RESUME_STORE_KEY
 from tests.worker.llm_world import AMBIGUOUS, KEY, NO_SUB, Mocks, gateway, mocks, settings_for, world
 
 pytestmark = pytest.mark.anyio
@@ -169,3 +172,11 @@ async def test_upstream_usage_missing_is_estimated_with_the_tokenizer(gw):
     assert record.prompt_tokens
     assert record.completion_tokens
     assert record.cost_microusd is not None
+
+
+def test_the_worker_registers_one_resume_store_owned_by_the_llm_proxy(tmp_path):
+    app = create_app(settings_for(tmp_path, resume_window_s=60), route_registrars=REGISTRARS)
+    assert RESUME_STORE_KEY in app
+    assert sum(1 for ctx in app.cleanup_ctx if getattr(ctx, "__name__", "") == "_store_lifespan") == 1
+    off = create_app(settings_for(tmp_path, resume_window_s=0), route_registrars=REGISTRARS)
+    assert RESUME_STORE_KEY not in off
