@@ -23,6 +23,7 @@ from gateway_sync.worker.processes import (
     supervise,
 )
 from gateway_sync.worker.proxy_llm import register_llm_proxy
+from gateway_sync.worker.proxy_mcp import register_mcp_proxy
 from gateway_sync.worker.proxy_rest import register_rest_proxy
 from gateway_sync.worker.serve import CannotListen, serve
 from gateway_sync.worker.settings import WorkerSettings, WorkerSettingsError
@@ -34,7 +35,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 log = logging.getLogger("gateway_sync.worker")
 
 # What a worker serves besides /healthz and /readyz (app.create_app's route_registrars).
-REGISTRARS = [register_rest_proxy, register_llm_proxy, register_metrics, register_usage_emitter]
+REGISTRARS = [register_rest_proxy, register_mcp_proxy, register_llm_proxy, register_metrics, register_usage_emitter]
 
 
 def main() -> int:

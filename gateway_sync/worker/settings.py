@@ -33,6 +33,7 @@ DEFAULT_USAGE_STREAM_MAXLEN = 1_000_000
 DEFAULT_USAGE_STREAM_KEY = "gateway:usage"
 DEFAULT_RESUME_WINDOW_S = 300.0
 DEFAULT_RESUME_MAX_BYTES = 4 * 1024 * 1024
+DEFAULT_MCP_SESSION_IDLE_S = 3600
 # A worker id becomes a file name and part of a Redis key.
 _WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -79,6 +80,14 @@ class WorkerSettings:
     resume_window_s: float = DEFAULT_RESUME_WINDOW_S
     # RESUME_MAX_BYTES: a response larger than this stops being buffered (not resumable).
     resume_max_bytes: int = DEFAULT_RESUME_MAX_BYTES
+    # GATEWAY_URL: the gateway's public URL (as the portal's); "" = from each request's Host.
+    gateway_url: str = ""
+    # MCP_ALLOWED_ORIGINS: browser Origins admitted on /mcp (comma-separated); none by default.
+    mcp_allowed_origins: tuple[str, ...] = ()
+    # MCP_AUTHORIZATION_SERVERS: listed in the RFC 9728 documents (comma-separated); none by default.
+    mcp_authorization_servers: tuple[str, ...] = ()
+    # MCP_SESSION_IDLE_S: an MCP session unused this long is forgotten (gateway_sync/worker/mcp_sessions.py).
+    mcp_session_idle_s: int = DEFAULT_MCP_SESSION_IDLE_S
 
     @property
     def embedded(self) -> bool:
@@ -125,6 +134,10 @@ class WorkerSettings:
             usage_flush_interval_s=env.interval("USAGE_FLUSH_INTERVAL_S", DEFAULT_USAGE_FLUSH_INTERVAL_S),
             resume_window_s=env.window("RESUME_WINDOW_S", DEFAULT_RESUME_WINDOW_S),
             resume_max_bytes=env.byte_count("RESUME_MAX_BYTES", DEFAULT_RESUME_MAX_BYTES),
+            gateway_url=env.string("GATEWAY_URL").rstrip("/"),
+            mcp_allowed_origins=env.items("MCP_ALLOWED_ORIGINS"),
+            mcp_authorization_servers=env.items("MCP_AUTHORIZATION_SERVERS"),
+            mcp_session_idle_s=env.positive_int("MCP_SESSION_IDLE_S", DEFAULT_MCP_SESSION_IDLE_S),
         )
 
 
@@ -144,6 +157,10 @@ class _Environment:
             except OSError as exc:
                 raise WorkerSettingsError(f"{name}_FILE={file_path!r} cannot be read: {exc}") from exc
         return default
+
+    def items(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list, blanks dropped, trailing slashes trimmed (URLs and Origins)."""
+        return tuple(item.strip().rstrip("/") for item in self.string(name).split(",") if item.strip())
 
     def port(self, name: str, default: int) -> int:
         raw = self.string(name)
