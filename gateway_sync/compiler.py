@@ -280,6 +280,7 @@ ROUTE_FIELDS = (
     "cooldown_s",
     "limit_rps",
     "limit_rpm",
+    "cut_stream_on_budget",
     "canary__target_id",
     "canary__mode",
     "canary__weight",
@@ -368,6 +369,7 @@ def _route(
         canary=_canary(route, target_ids),
         limits=s.SafetyLimits(requests_per_second=route["limit_rps"], requests_per_minute=route["limit_rpm"]),
         guardrail_ids=guardrail_ids,
+        cut_stream_on_budget=route["cut_stream_on_budget"],
     )
 
 

@@ -93,6 +93,12 @@ class RouteSettingsForm(FormServiceErrorsMixin, MatchFieldsMixin):
     cooldown_s = forms.IntegerField(label="Skip the target for (seconds)")
     limit_rps = forms.IntegerField(required=False, label="Safety limit: requests per second")
     limit_rpm = forms.IntegerField(required=False, label="Safety limit: requests per minute")
+    cut_stream_on_budget = forms.BooleanField(
+        required=False,
+        label="Cut a stream when the token budget runs out",
+        help_text="Model APIs. On: the budget is never overshot, but the client gets a truncated answer it "
+        "is billed for. Off: answers always finish, and the budget may be overshot by one request.",
+    )
 
     field_order = ["name", "priority", "enabled", "path_prefix", "model", "host", "headers"]
 

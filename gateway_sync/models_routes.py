@@ -101,6 +101,13 @@ class Route(models.Model):
     limit_rps = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     limit_rpm = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
 
+    # Model APIs: end a stream whose token budget runs out mid-way (docs/llm-gateway.md).
+    # Off, a stream runs to its end and may overshoot the budget by one request's excess.
+    cut_stream_on_budget = models.BooleanField(
+        default=False,
+        help_text="End a streamed answer when the caller's token budget runs out mid-way.",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -144,6 +151,8 @@ class Route(models.Model):
         self._clean_timeouts(add)
         self._clean_retry(add)
         self._clean_fallback(add)
+        if self.cut_stream_on_budget and self.product_id and self.product.kind != Product.Kind.MODEL_API:
+            add("cut_stream_on_budget", "Only model API routes stream answers against a token budget.")
         if self.limit_rps is not None and self.limit_rpm is not None and self.limit_rpm < self.limit_rps:
             add(
                 "limit_rpm",

@@ -53,6 +53,7 @@ ROUTE_FIELDS = (
     "cooldown_s",
     "limit_rps",
     "limit_rpm",
+    "cut_stream_on_budget",
 )
 TARGET_FIELDS = ("name", "upstream_url", "auth_header", "tls_verify", "weight", "model")
 

@@ -113,6 +113,9 @@ class RouteFieldsInput(serializers.Serializer[Any]):
     cooldown_s = serializers.IntegerField(required=False)
     limit_rps = serializers.IntegerField(required=False, allow_null=True)
     limit_rpm = serializers.IntegerField(required=False, allow_null=True)
+    cut_stream_on_budget = serializers.BooleanField(
+        required=False, help_text="Model APIs: end a stream when the caller's token budget runs out mid-way."
+    )
 
 
 class RouteCreateInput(RouteFieldsInput):
@@ -155,6 +158,7 @@ class RouteOutput(serializers.ModelSerializer[Route]):
             "cooldown_s",
             "limit_rps",
             "limit_rpm",
+            "cut_stream_on_budget",
             "targets",
             "canary",
             "guardrail_ids",

@@ -195,6 +195,9 @@ class Route(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     canary: Canary | None = None
     limits: SafetyLimits = SafetyLimits()
     guardrail_ids: tuple[int, ...] = ()
+    # Model APIs: end a stream when the caller's token budget runs out mid-way (and a
+    # further reservation is refused); off, the stream runs to its end.
+    cut_stream_on_budget: bool = False
 
 
 class GuardrailRule(

@@ -106,6 +106,22 @@ def test_routes_are_checked_against_their_targets():
     assert "unknown guardrail 4" in str(error.value)
 
 
+def test_a_snapshot_from_before_cut_stream_on_budget_decodes_with_it_off():
+    route = s.Route(
+        id=1,
+        product_id=1,
+        match=s.RouteMatch(path_prefix="/"),
+        targets=(s.Target(id=1, name="a", upstream=s.Upstream(url="http://a")),),
+    )
+    payload = encode_snapshot(snapshot(routes=(route,)))
+    assert b"cut_stream_on_budget" not in payload
+    [decoded] = decode_snapshot(payload).routes
+    assert decoded.cut_stream_on_budget is False
+    cutting = s.Route(**{**{f: getattr(route, f) for f in route.__struct_fields__}, "cut_stream_on_budget": True})
+    [decoded] = decode_snapshot(encode_snapshot(snapshot(routes=(cutting,)))).routes
+    assert decoded.cut_stream_on_budget is True
+
+
 def test_the_contract_imports_no_django():
     code = "import sys, gateway_sync.contract; print('django' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

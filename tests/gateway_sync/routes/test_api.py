@@ -129,6 +129,16 @@ def test_staff_manage_a_route_its_targets_and_a_canary(staff_api, rest_product):
     assert not Route.objects.exists()
 
 
+def test_staff_switch_a_model_route_to_cut_streams_on_budget(staff_api, model_product):
+    route = ok(staff_api.post(f"{BASE}/routes/", {"product": "llm", "name": "chat", "model": "chat"}), 201)
+    assert route["cut_stream_on_budget"] is False
+    generation = config_generation()
+    updated = ok(staff_api.patch(f"{BASE}/routes/{route['id']}/", {"cut_stream_on_budget": True}))
+    assert updated["cut_stream_on_budget"] is True
+    assert config_generation() == generation + 1
+    assert Route.objects.get(pk=route["id"]).cut_stream_on_budget is True
+
+
 def test_a_canary_is_rolled_back(staff_api, route, candidate):
     base = f"{BASE}/routes/{route.pk}"
     ok(staff_api.post(f"{base}/canary/start/", {"target": candidate.pk, "mode": "apps", "app_ids": []}), 400)
@@ -158,6 +168,13 @@ def test_a_canary_is_rolled_back(staff_api, route, candidate):
         ("patch", "", {"retry_on_statuses": [700]}, "retry_on_statuses", "700: status codes are between 100 and 599."),
         ("patch", "", {"retry_on_statuses": ["often"]}, "retry_on_statuses", "A valid integer is required."),
         ("patch", "", {"headers": "X-A: b"}, "headers", 'Expected a dictionary of items but got type "str".'),
+        (
+            "patch",
+            "",
+            {"cut_stream_on_budget": True},
+            "cut_stream_on_budget",
+            "Only model API routes stream answers against a token budget.",
+        ),
         ("post", "targets/", {"name": "m", "upstream_url": METADATA_URL}, "upstream_url", "link-local"),
         (
             "post",

@@ -68,6 +68,20 @@ def test_a_route_reaches_the_snapshot_with_its_targets_canary_and_settings(staff
     assert (compiled_route.limits.requests_per_second, compiled_route.limits.requests_per_minute) == (50, 1_000)
 
 
+def test_cutting_streams_on_budget_reaches_the_snapshot_and_off_is_left_out(staff, model_product):
+    cut = services_routes.route_create(
+        actor=staff, product=model_product, name="cut", model="chat", cut_stream_on_budget=True
+    )
+    whole = services_routes.route_create(actor=staff, product=model_product, name="whole", model="chat-mini")
+    for route in (cut, whole):
+        services_routes.target_add(actor=staff, route=route, name="main", upstream_url=CANARY_UPSTREAM)
+
+    by_id = {r.id: r for r in compiled().routes}
+    assert (by_id[cut.pk].cut_stream_on_budget, by_id[whole.pk].cut_stream_on_budget) == (True, False)
+    encoded = encode_snapshot(compile_snapshot(version=1, source_generation=1))
+    assert encoded.count(b'"cut_stream_on_budget"') == 1, "the default is omitted"
+
+
 def test_disabled_routes_routes_without_targets_and_routes_of_drafts_stay_out(staff, route, rest_product):
     services_routes.route_create(actor=staff, product=rest_product, name="empty", path_prefix="/empty")
     draft = ProductVersionFactory(product__slug="draft-only").product

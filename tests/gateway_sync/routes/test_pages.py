@@ -152,6 +152,23 @@ def test_route_settings_are_saved(staff, route, primary):
     assert (route.limit_rps, route.limit_rpm, route.enabled) == (5, 60, True)
 
 
+def test_a_model_route_is_switched_to_cut_streams_on_budget_with_the_trade_off_shown(staff, model_product):
+    route = services_routes.route_create(actor=staff, product=model_product, name="chat", model="chat")
+    client = client_for(staff)
+    page = client.get(f"/console/routes/{route.pk}/").content.decode()
+    assert "Cut a stream when the token budget runs out" in page
+    assert "truncated answer it is billed for" in page
+    assert "overshot by one request" in page
+    data = settings_data(route, path_prefix="", model="chat", cut_stream_on_budget="on")
+    assert client.post(f"/console/routes/{route.pk}/", data).status_code == 302
+    route.refresh_from_db()
+    assert route.cut_stream_on_budget is True
+    data.pop("cut_stream_on_budget")
+    assert client.post(f"/console/routes/{route.pk}/", data).status_code == 302
+    route.refresh_from_db()
+    assert route.cut_stream_on_budget is False
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -144,6 +144,28 @@ def test_model_routes_name_models_the_product_offers(staff, model_product):
     }
 
 
+def test_cutting_streams_on_budget_is_off_by_default_and_switched_on_once(staff, model_product):
+    route = services.route_create(actor=staff, product=model_product, name="chat", model="chat")
+    assert route.cut_stream_on_budget is False
+    with recorded_once("route.update"):
+        services.route_update(actor=staff, route=route, cut_stream_on_budget=True)
+    assert AuditEvent.objects.latest("pk").changes == {"cut_stream_on_budget": [False, True]}
+    with nothing_recorded():
+        services.route_update(actor=staff, route=route, cut_stream_on_budget=True)
+    route.refresh_from_db()
+    assert route.cut_stream_on_budget is True
+
+
+def test_only_model_routes_cut_streams_on_budget(staff, route):
+    with nothing_recorded(), pytest.raises(ValidationError) as excinfo:
+        services.route_update(actor=staff, route=route, cut_stream_on_budget=True)
+    assert errors_of(excinfo)["cut_stream_on_budget"] == [
+        "Only model API routes stream answers against a token budget."
+    ]
+    route.refresh_from_db()
+    assert route.cut_stream_on_budget is False
+
+
 # --- Targets ---------------------------------------------------------------------------
 
 
