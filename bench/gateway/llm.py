@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import json
 import os
 import shutil
+import subprocess
 import sys
+import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +44,7 @@ from bench.gateway.common import (
     CpuMeter,
     CpuSpan,
     SetupUnavailable,
+    command_output,
     cpu_seconds,
     cpu_used,
     fmt,
@@ -86,6 +91,8 @@ class Outcome:
     stream_cpu_s: float | None = None
     whole_redis_cpu_s: float | None = None
     stream_redis_cpu_s: float | None = None
+    # The machine's 1-minute load average when the set-up's measurements began (it is shared).
+    load_average: float | None = None
 
     @property
     def flagged(self) -> bool:
@@ -104,6 +111,7 @@ class Outcome:
             "version": self.version,
             "skipped": self.skipped or None,
             "processes": self.processes,
+            "load_average_1min_at_start": self.load_average,
             "notes": self.notes,
             "whole_c50": self.whole.as_dict() if self.whole else None,
             "stream_c50": self.stream.as_dict() if self.stream else None,
@@ -118,10 +126,26 @@ class Outcome:
         }
 
 
-def llm_path_landed() -> bool:
+def llm_path_landed(source: Path) -> bool:
     """Whether the worker serves /v1 (its registrar is in the worker's entry point)."""
-    main = ROOT / "gateway_sync" / "worker" / "__main__.py"
+    main = source / "gateway_sync" / "worker" / "__main__.py"
     return "register_llm_proxy" in main.read_text(errors="replace")
+
+
+def export_head(folder: Path) -> tuple[Path, str]:
+    """``gateway_sync`` as committed at HEAD, exported into ``folder`` (``git archive``), and its label."""
+    commit = command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    if not commit:
+        raise SetupUnavailable("git rev-parse HEAD failed: cannot export the committed worker")
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD", "gateway_sync"], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SetupUnavailable(f"git archive failed: {archive.stderr.decode(errors='replace')[-300:]}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder, f"commit {commit}, exported with git archive (uncommitted changes not included)"
 
 
 def _loaded(
@@ -137,6 +161,7 @@ def _loaded(
 
 def measure(setup: Setup, running: Running, args: argparse.Namespace, redis_pid: int | None) -> Outcome:
     outcome = Outcome(setup.name, setup.description, processes=running.processes, notes=list(running.notes))
+    outcome.load_average = round(os.getloadavg()[0], 2)
     streams = setup.name not in NON_STREAMING_ONLY
     run_wrk(running.url, running.headers, connections=BUSY_CONNECTIONS, seconds=WARMUP_S, body=WHOLE_BODY)
     if streams:
@@ -163,7 +188,7 @@ def run_setup(setup: Setup, args: argparse.Namespace) -> Outcome:
     sys.stdout.write(f"[{setup.name}] starting\n")
     sys.stdout.flush()
     try:
-        if isinstance(setup, Ours) and not llm_path_landed():
+        if isinstance(setup, Ours) and not llm_path_landed(setup.source):
             raise SetupUnavailable("the worker does not serve /v1 yet (register_llm_proxy is not in __main__.py)")
         running = setup.start()
         redis_pid = setup.redis_pid() if isinstance(setup, Ours) else None
@@ -239,12 +264,12 @@ def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: d
         "",
         "| set-up | processes | non-streamed req/s | p50 / p99 (ms) | streamed req/s | p50 / p99 (ms) "
         "| TTFB p50 / p99 c=1 (ms) | added TTFB p50 / p99 (ms) | whole stream p50 c=1 (ms) "
-        "| CPU s non-str. / str. | req per CPU-s non-str. / str. | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| SSE events | CPU s non-str. / str. | req per CPU-s non-str. / str. | errors | load avg |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, outcome in outcomes.items():
         if outcome.skipped:
-            lines.append(f"| {name} | skipped: {outcome.skipped[:200]} | | | | | | | | | | |")
+            lines.append(f"| {name} | skipped: {outcome.skipped[:200]} | | | | | | | | | | | | |")
             continue
         whole, stream, ttfb = outcome.whole, outcome.stream, outcome.ttfb
         assert whole is not None
@@ -263,9 +288,11 @@ def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: d
             f"{ttfb.ttfb_p50_ms:.3f} / {ttfb.ttfb_p99_ms:.3f}" if ttfb else "-",
             f"{extra['ttfb_p50_ms']:+.3f} / {extra['ttfb_p99_ms']:+.3f}" if extra else "-",
             f"{ttfb.total_p50_ms:.3f}" if ttfb else "-",
+            str(ttfb.sample_events) if ttfb else "-",
             cpu,
             f"{fmt(outcome.per_cpu_s('whole'), 0)} / {fmt(outcome.per_cpu_s('stream'), 0)}",
             f"**{errors} (flagged)**" if outcome.flagged else "0",
+            fmt(outcome.load_average),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
@@ -300,12 +327,13 @@ def markdown(report: dict[str, object], outcomes: dict[str, Outcome], summary: d
     lines += [
         "",
         "CPU s: user + system seconds of the set-up's processes during each c=50 run (for `ours`, Redis's own "
-        "CPU is shown beside it: the request and token limiters and the usage events work there). TTFB: from "
-        "writing the request to reading the first `data:` bytes; whole stream: to its last byte. Added TTFB: "
-        "the set-up's percentile minus `direct`'s in this run. The mock sends its whole stream at once, so "
-        "TTFB here is the proxy's own overhead, not a model's; a guardrail that holds back response text "
-        "(ours) would add a model's time for those tokens. The machine is shared: compare ratios within one "
-        "run, not absolute numbers across runs.",
+        "CPU is shown beside it: the request and token limiters, the usage events and the resumable streams' "
+        "buffer work there). TTFB: from writing the request to reading the first `data:` bytes; whole stream: "
+        "to its last byte; SSE events: the `data:` lines of one streamed answer. Added TTFB: the set-up's "
+        "percentile minus `direct`'s in this run. The mock sends its whole stream at once, so TTFB here is the "
+        "proxy's own overhead, not a model's; a guardrail that holds back response text (ours) would add a "
+        "model's time for those tokens. The machine is shared: compare ratios within one run, not absolute "
+        "numbers across runs; load avg is the machine's 1-minute load average as the set-up's runs began.",
         "",
     ]
     return "\n".join(lines)
@@ -326,6 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SETUPS), help=f"comma-separated set-ups (default {SETUPS})")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"))
     parser.add_argument("--ours-processes", type=int, default=2)
+    parser.add_argument(
+        "--ours-source",
+        choices=("head", "tree"),
+        default="head",
+        help="run our worker as committed at HEAD (default: the /v1 path is under active work, so a "
+        "half-saved working tree is not measured) or from the working tree",
+    )
     parser.add_argument("--output", default="gateway_llm", help="results file name (without extension)")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -341,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: dict[str, Outcome] = {}
     mock_cpu_before = cpu_seconds(mock.tree())
     try:
-        factories = {
+        source, source_label = export_head(folder / "ours-source") if args.ours_source == "head" else (ROOT, "")
+        factories: dict[str, Callable[[], Setup]] = {
             "direct": lambda: Direct(folder, upstream_port),
             "nginx": lambda: Nginx(folder, upstream_port),
             "litellm": lambda: LiteLLM(folder, upstream_port),
@@ -354,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                 snapshot=world.llm_snapshot,
                 path="/v1/chat/completions",
                 description=OURS_DESCRIPTION,
+                source=source,
+                source_label=source_label,
             ),
         }
         for name in SETUPS:

@@ -223,6 +223,8 @@ class Ours(Setup):
         snapshot: world.SnapshotBuilder = world.bench_snapshot,
         path: str = f"/api/{world.PRODUCT_SLUG}/v1/chat/completions",
         description: str = "",
+        source: Path = ROOT,
+        source_label: str = "",
     ) -> None:
         super().__init__(folder, upstream_port)
         self.redis_url = redis_url
@@ -230,8 +232,14 @@ class Ours(Setup):
         self.snapshot = snapshot
         self.path = path
         self.description = description or self.description
+        # Where ``gateway_sync`` is imported from: the working tree, or an export of a commit
+        # (``source_label`` then says which).
+        self.source = source
+        self.source_label = source_label
 
     def version(self) -> str:
+        if self.source_label:
+            return self.source_label
         commit = command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
         dirty = command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "gateway_sync"])
         return f"commit {commit}" + (" + uncommitted changes in gateway_sync/" if dirty else "")
@@ -269,7 +277,7 @@ class Ours(Setup):
             "LOG_LEVEL": "WARNING",
         }
         argv = [sys.executable, "-m", "gateway_sync.worker"]
-        service = self._serve(Service(self.name, argv, self.folder / "worker.log", env=env, cwd=ROOT))
+        service = self._serve(Service(self.name, argv, self.folder / "worker.log", env=env, cwd=self.source))
         url = f"http://127.0.0.1:{port}{self.path}"
         running = Running(
             url, {"Authorization": f"Bearer {world.API_KEY}"}, services=[service], processes=processes, notes=notes
