@@ -240,6 +240,17 @@ def summarize(outcomes: dict[str, Outcome]) -> dict[str, object]:
                 "met": None if value is None or goal is None else value >= goal,
             }
         )
+    # Per CPU-second (the set-ups' own processes), steadier than req/s on a shared machine.
+    for run in ("whole", "stream"):
+        efficiency = {name: outcome.per_cpu_s(run) for name, outcome in outcomes.items()}
+        goals.append(
+            {
+                "name": f"ours/litellm requests per CPU-second, {RUN_NAMES[run].removesuffix(' req/s at c=50')}",
+                "value": ratio(efficiency.get("ours"), efficiency.get("litellm")),
+                "goal": "(reported)",
+                "met": None,
+            }
+        )
     ours_added = added.get("ours", {}).get("ttfb_p50_ms")
     goals.append({"name": "ours added TTFB p50 at c=1 (ms)", "value": ours_added, "goal": "(reported)", "met": None})
     return {"added_ttfb_ms": added, "goals": goals}
