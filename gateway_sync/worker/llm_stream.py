@@ -9,6 +9,10 @@ replaced by the next target or model (``RelayEnd.RETRY``). Once content has been
 stream that breaks off is ended with an OpenAI-style error event instead: it cannot be
 restarted without the client seeing the answer twice.
 
+Where the route cuts streams on budget (``budget``, llm_budget.py), each content delta is
+counted before it is sent; once the budget refuses a top-up the stream ends there with an
+``insufficient_quota`` error event (``RelayEnd.BUDGET_CUT``) and the upstream is closed.
+
 A client that leaves stops the upstream call (the connection is closed), unless streams
 are resumable (a resume store is configured): then the answer, paid for either way, is
 read to its end into the store, for the client to fetch with ``Last-Event-ID``.
@@ -25,6 +29,7 @@ from aiohttp import web
 
 from gateway_sync.worker.errors_openai import sse_error_event
 from gateway_sync.worker.guard import StreamGuard
+from gateway_sync.worker.llm_budget import BUDGET_CUT, StreamBudget
 from gateway_sync.worker.llm_usage import UsageTally, completion_text, reported_usage
 from gateway_sync.worker.llm_wire import DONE, KEEPALIVE, SSEEvent, SSEParser, decode_json, encode_json, format_event
 from gateway_sync.worker.record import RequestRecord
@@ -41,6 +46,7 @@ class RelayEnd(enum.Enum):
     FAILED = "failed"  # broke off after content: an error event ended the stream
     BLOCKED = "blocked"  # a guardrail ended the stream with an error event
     CLIENT_GONE = "client_gone"  # the client left; the upstream call was closed
+    BUDGET_CUT = "budget_cut"  # the token budget ran out: an error event ended the stream
 
 
 def _carries_content(payload: object) -> bool:
@@ -67,6 +73,7 @@ class StreamRelay:
         resume: ResumeStore | None,
         app_id: int,
         guard: StreamGuard | None,
+        budget: StreamBudget | None = None,
     ) -> None:
         self.request = request
         self.record = record
@@ -78,6 +85,7 @@ class StreamRelay:
         self.resume = resume
         self.app_id = app_id
         self.guard = guard
+        self.budget = budget
         self.response: web.StreamResponse | None = None
         self.seq = 0
         self.content_sent = False
@@ -202,6 +210,8 @@ class StreamRelay:
         if isinstance(payload, dict):
             self.tally.add(reported_usage(payload))
             text = completion_text(payload)
+            if text and self.budget is not None and not await self.budget.admit(text):
+                return await self._cut_for_budget()
             if text:
                 self.text_parts.append(text)
             choices = payload.get("choices")
@@ -226,6 +236,16 @@ class StreamRelay:
         if not await self._emit(event.data, payload, event.event):
             return RelayEnd.CLIENT_GONE
         return None
+
+    async def _cut_for_budget(self) -> RelayEnd:
+        self._held = []
+        self._note_actions([BUDGET_CUT])
+        await self.send_error(
+            "The token budget of your plan ran out; the answer was cut here.",
+            code="budget_exhausted",
+            error_type="insufficient_quota",
+        )
+        return RelayEnd.BUDGET_CUT
 
     async def _guarded_finish(self, guard: StreamGuard) -> RelayEnd | None:
         step = guard.finish()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway_sync.contract.schema import ModelOffering
+from gateway_sync.contract.schema import ModelOffering, Route
 from gateway_sync.worker.admission import QuotaRefusal, admit_request, refund_request_quotas
 from gateway_sync.worker.app import SETTINGS_KEY, Handler, RouteRegistrar, notify_observers, request_snapshot
 from gateway_sync.worker.auth import Caller
@@ -33,6 +33,7 @@ from gateway_sync.worker.guard import LlmGuard, policies_for
 from gateway_sync.worker.ids import new_id
 from gateway_sync.worker.limits import limiter_redis_client
 from gateway_sync.worker.llm_attempts import AttemptLoop, fallback_stages, model_route
+from gateway_sync.worker.llm_budget import StreamBudget, release_reservations, settle_reservations
 from gateway_sync.worker.llm_catalog import (
     CatalogCache,
     authenticate_key,
@@ -61,6 +62,7 @@ from gateway_sync.worker.token_limits import (
     MemoryTokenLimiter,
     RedisTokenLimiter,
     Reservation,
+    TokenBudget,
     TokenLimiter,
     budgets_for_plan,
     combine_rate_limit_headers,
@@ -76,6 +78,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_RESERVE_MAX_TOKENS = 4096
+DEFAULT_STREAM_TOPUP_TOKENS = 256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +87,9 @@ class LlmSettings:
     keepalive_s: float = DEFAULT_KEEPALIVE_S
     # GATEWAY_LLM_RESERVE_MAX_TOKENS: completion tokens reserved when a request names no max_tokens.
     reserve_max_tokens: int = DEFAULT_RESERVE_MAX_TOKENS
+    # GATEWAY_LLM_STREAM_TOPUP_TOKENS: the further reservation of a stream whose route cuts
+    # streams on budget, each time it reaches what it has reserved.
+    stream_topup_tokens: int = DEFAULT_STREAM_TOPUP_TOKENS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LlmSettings:
@@ -91,10 +97,16 @@ class LlmSettings:
         keepalive = _number(env, "GATEWAY_LLM_KEEPALIVE_S", DEFAULT_KEEPALIVE_S)
         if not 0.05 <= keepalive <= 3600:
             raise WorkerSettingsError(f"GATEWAY_LLM_KEEPALIVE_S={keepalive!r}: use 0.05 to 3600 seconds")
-        cap = _number(env, "GATEWAY_LLM_RESERVE_MAX_TOKENS", DEFAULT_RESERVE_MAX_TOKENS)
-        if cap < 1 or cap != int(cap):
-            raise WorkerSettingsError(f"GATEWAY_LLM_RESERVE_MAX_TOKENS={cap!r}: use a positive integer")
-        return cls(keepalive_s=keepalive, reserve_max_tokens=int(cap))
+        cap = _positive_int(env, "GATEWAY_LLM_RESERVE_MAX_TOKENS", DEFAULT_RESERVE_MAX_TOKENS)
+        topup = _positive_int(env, "GATEWAY_LLM_STREAM_TOPUP_TOKENS", DEFAULT_STREAM_TOPUP_TOKENS)
+        return cls(keepalive_s=keepalive, reserve_max_tokens=cap, stream_topup_tokens=topup)
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _number(env, name, default)
+    if value < 1 or value != int(value):
+        raise WorkerSettingsError(f"{name}={value!r}: use a positive integer")
+    return int(value)
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -274,6 +286,9 @@ class _Completion:
         self.llm = request.app[LLM_KEY]
         self.rest = self.llm.rest
         self.reservation: Reservation | None = None
+        self.budgets: list[TokenBudget] = []
+        self.prompt_estimate = 0
+        self.stream_budget: StreamBudget | None = None
         self.parsed: LlmRequest | None = None
         self.attempts: AttemptLoop | None = None
 
@@ -356,7 +371,7 @@ class _Completion:
             route=route,
             caller=caller,
         )
-        relay = self._relay(parsed, guard, headers, offering.public_name) if parsed.stream else None
+        relay = self._relay(parsed, guard, headers, offering, route) if parsed.stream else None
         self.attempts = AttemptLoop(
             request,
             rest=self.rest,
@@ -370,9 +385,24 @@ class _Completion:
         return await self.attempts.run(stages, headers)
 
     def _relay(
-        self, parsed: LlmRequest, guard: LlmGuard | None, headers: dict[str, str], public_name: str
+        self,
+        parsed: LlmRequest,
+        guard: LlmGuard | None,
+        headers: dict[str, str],
+        offering: ModelOffering,
+        route: Route | None,
     ) -> StreamRelay:
         stream_guard = guard.stream_guard(self.endpoint) if guard is not None and guard.inspects_responses else None
+        if route is not None and route.cut_stream_on_budget and self.reservation is not None:
+            self.stream_budget = StreamBudget(
+                self.llm.tokens,
+                self.llm.tokenizer,
+                reservation=self.reservation,
+                budgets=self.budgets,
+                offering=offering,
+                prompt_tokens=self.prompt_estimate,
+                increment=self.llm.settings.stream_topup_tokens,
+            )
         return StreamRelay(
             self.request,
             record=self.record,
@@ -380,10 +410,11 @@ class _Completion:
             response_id=new_id(),
             keepalive_s=self.llm.settings.keepalive_s,
             include_usage=parsed.include_usage,
-            public_model=public_name,
+            public_model=offering.public_name,
             resume=self.llm.resume,
             app_id=self.record.app_id or 0,
             guard=stream_guard,
+            budget=self.stream_budget,
         )
 
     async def _read_body(self) -> bytes | web.Response:
@@ -421,7 +452,7 @@ class _Completion:
         )
         headers = token_rate_limit_headers(reservation)
         if reservation.allowed:
-            self.reservation = reservation
+            self.reservation, self.budgets, self.prompt_estimate = reservation, budgets, prompt
             return headers
         refused_by = reservation.refused_by
         if refused_by is not None and (refused_by.unit == "microusd" or reservation.never):
@@ -448,8 +479,7 @@ class _Completion:
         parsed, attempts = self.parsed, self.attempts
         offering = attempts.served if attempts is not None else None
         if parsed is None or attempts is None or offering is None:
-            if self.reservation is not None:
-                await self.llm.tokens.release(self.reservation)
+            await self._release()
             return
         relay = attempts.relay
         tally = relay.tally if relay is not None else attempts.whole.tally
@@ -457,8 +487,7 @@ class _Completion:
         produced = (relay.content_sent or bool(texts)) if relay is not None else attempts.whole.produced
         reported = tally.prompt_tokens is not None or tally.completion_tokens is not None
         if not (produced or reported):
-            if self.reservation is not None:
-                await self.llm.tokens.release(self.reservation)
+            await self._release()
             return
         estimated = False
         prompt = tally.prompt_tokens
@@ -477,4 +506,13 @@ class _Completion:
         record.prompt_tokens, record.completion_tokens = prompt, completion
         record.tokens_estimated, record.cost_microusd = estimated, cost
         if self.reservation is not None:
-            await self.llm.tokens.settle(self.reservation, tokens=prompt + completion, microusd=cost)
+            await settle_reservations(self.llm.tokens, self._reservations(), tokens=prompt + completion, microusd=cost)
+
+    def _reservations(self) -> list[Reservation]:
+        """The admission's reservation, and a cutting stream's top-ups."""
+        if self.stream_budget is not None:
+            return self.stream_budget.reservations
+        return [self.reservation] if self.reservation is not None else []
+
+    async def _release(self) -> None:
+        await release_reservations(self.llm.tokens, self._reservations())
