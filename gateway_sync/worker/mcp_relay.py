@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 # An idle SSE stream gets a comment this often, so that proxies and clients keep it open.
 KEEPALIVE_S = 15.0
+# How often an idle stream looks whether its client is still there (aiohttp does not
+# cancel a handler whose client left, and an idle GET stream writes nothing to find out).
+CLIENT_CHECK_S = 1.0
 
 
 class UpstreamFailure(Exception):
@@ -62,10 +65,8 @@ class UpstreamFailure(Exception):
 
 
 class Watcher(Protocol):
-    """Sees the upstream's response to the client's request ``request_id`` (a JSON-RPC
-    result or error) and returns a replacement, or None to send it unchanged."""
-
-    request_id: object
+    """Sees the upstream's response to the client's request (a JSON-RPC result or error)
+    and returns a replacement, or None to send it unchanged."""
 
     async def __call__(self, response: dict[str, Any]) -> dict[str, Any] | None: ...
 
@@ -182,23 +183,25 @@ async def answer(
     upstream_response: aiohttp.ClientResponse,
     session_id: str,
     *,
+    rpc_id: object,
     on_message: Watcher | None,
     json_only: bool,
 ) -> web.StreamResponse:
-    """The client's answer from the upstream's (see the module docstring)."""
+    """The client's answer from the upstream's (see the module docstring). ``rpc_id``:
+    the JSON-RPC id of the client's request; None for a GET stream or a notification."""
     async with upstream_response:
         headers = upstream.client_headers(upstream_response, session_id)
         if upstream_response.status == 200 and upstream_response.content_type == SSE:
             if json_only:
-                return await _collect(upstream, upstream_response, headers, on_message)
-            return await _stream(upstream, upstream_response, headers, on_message)
+                return await _collect(upstream, upstream_response, headers, rpc_id, on_message)
+            return await _stream(upstream, upstream_response, headers, rpc_id, on_message)
         body = await _read(upstream_response, upstream.record)
         if on_message is not None and upstream_response.content_type == JSON_TYPE and body:
             try:
                 message = json.loads(body)
             except ValueError:
                 message = None
-            if answers(message, on_message.request_id):
+            if answers(message, rpc_id):
                 replaced = await on_message(message)
                 if replaced is not None:
                     body = json.dumps(replaced, separators=(",", ":")).encode()
@@ -217,52 +220,93 @@ async def _stream(
     upstream: Upstream,
     upstream_response: aiohttp.ClientResponse,
     headers: dict[str, str],
+    rpc_id: object,
     on_message: Watcher | None,
 ) -> web.StreamResponse:
+    """Relay the upstream's SSE stream event by event. Once the response to the client's
+    request has gone out, the exchange is complete: a client leaving after that (as the SDK
+    does on reading it) is no early disconnect."""
     record = upstream.record
     response = web.StreamResponse(status=upstream_response.status, headers=headers)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx and kin: pass each event on at once
     await response.prepare(upstream.request)
+    record.status = response.status  # sent: whatever happens next, this is the status
+    loop = asyncio.get_running_loop()
     events = SseEvents()
-    while True:
-        idle = asyncio.timeout(KEEPALIVE_S)
-        try:
-            async with idle:
-                chunk = await upstream_response.content.readany()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError) and idle.expired():
-                chunk = b": keep-alive\n\n"  # complete events only are ever written: this fits between two
-                if not await _write(response, chunk, record):
+    delivered = False
+    last_write = loop.time()
+    # One read in flight at a time, awaited in ticks but never cancelled by one: a read
+    # cancelled on a tick could lose bytes it had already taken from the stream.
+    reading: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if reading is None:
+                reading = asyncio.ensure_future(upstream_response.content.readany())
+            done, _ = await asyncio.wait((reading,), timeout=CLIENT_CHECK_S)
+            if not done:
+                transport = upstream.request.transport
+                if transport is None or transport.is_closing():
+                    record.client_closed = rpc_id is not None and not delivered
                     return response
+                if loop.time() - last_write >= KEEPALIVE_S:
+                    # Only whole events are ever written, so a comment fits here.
+                    if not await _write(response, b": keep-alive\n\n", record):
+                        record.client_closed = rpc_id is not None and not delivered
+                        return response
+                    last_write = loop.time()
                 continue
-            record.upstream_error = UPSTREAM_BROKEN
-            log.warning("MCP server %s: stream broke off: %r", upstream.product.slug, exc)
-            if upstream.request.transport is not None:
-                upstream.request.transport.close()
-            return response
-        if not chunk:
-            break
-        for event in events.feed(chunk):
-            if on_message is not None and b"data:" in event:
-                message = event_data(event)
-                if answers(message, on_message.request_id):
-                    replaced = await on_message(message)
-                    if replaced is not None:
-                        event = with_data(event, replaced)
-            if not await _write(response, event, record):
-                return response
+            finished, reading = reading, None
+            try:
+                chunk = finished.result()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return _broke_off(upstream, response, exc)
+            if not chunk:
+                break
+            for event in events.feed(chunk):
+                is_answer = False
+                if rpc_id is not None and b"data:" in event:
+                    message = event_data(event)
+                    if answers(message, rpc_id):
+                        is_answer = True
+                        replaced = await on_message(message) if on_message is not None else None
+                        if replaced is not None:
+                            event = with_data(event, replaced)
+                if not await _write(response, event, record):
+                    record.client_closed = rpc_id is not None and not delivered
+                    return response
+                delivered = delivered or is_answer
+                last_write = loop.time()
+    except asyncio.CancelledError:  # a server cancelling handlers whose client left (aiohttp's option)
+        record.client_closed = rpc_id is not None and not delivered
+        raise
+    finally:
+        if reading is not None:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
     if events.pending and not await _write(response, events.pending, record):
         return response
-    await response.write_eof()
+    try:
+        await response.write_eof()
+    except ConnectionError:
+        record.client_closed = rpc_id is not None and not delivered
+    return response
+
+
+def _broke_off(upstream: Upstream, response: web.StreamResponse, exc: BaseException) -> web.StreamResponse:
+    # Headers are gone: nothing left but to cut the client's connection short.
+    upstream.record.upstream_error = UPSTREAM_BROKEN
+    log.warning("MCP server %s: stream broke off: %r", upstream.product.slug, exc)
+    if upstream.request.transport is not None:
+        upstream.request.transport.close()
     return response
 
 
 async def _write(response: web.StreamResponse, data: bytes, record: RequestRecord) -> bool:
+    """False when the client has gone away."""
     try:
         await response.write(data)
     except ConnectionError:
-        record.client_closed = True  # the client went away: its business, not an error
         return False
     record.bytes_out += len(data)
     return True
@@ -272,12 +316,12 @@ async def _collect(
     upstream: Upstream,
     upstream_response: aiohttp.ClientResponse,
     headers: dict[str, str],
+    rpc_id: object,
     on_message: Watcher | None,
 ) -> web.Response:
     """For a client that accepts only JSON: the SSE answer's response, as JSON (the
     notifications before it are dropped: this client could not have taken them)."""
-    request_id = on_message.request_id if on_message is not None else None
-    message = await _answer_in_stream(upstream_response, request_id, upstream.record)
+    message = await _answer_in_stream(upstream_response, rpc_id, upstream.record)
     if on_message is not None and message is not None:
         message = await on_message(message) or message
     if message is None:

@@ -20,6 +20,7 @@ the upstream, with the JSON-RPC error an unknown tool gets (-32602).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -107,7 +108,7 @@ async def handle_mcp(request: web.Request) -> web.StreamResponse:
             response.headers[REQUEST_ID] = request_id
             record.bytes_out = response.content_length or 0
         return response
-    except ConnectionResetError:  # the client went away mid-way
+    except (ConnectionResetError, asyncio.CancelledError):  # the client went away mid-way
         raise
     except Exception:
         record.status = 500
@@ -129,6 +130,8 @@ async def _handle(request: web.Request, request_id: str, record: RequestRecord) 
     if product is None:
         return refusal(404, f"No MCP server {slug!r} on this gateway.", "unknown_server")
     record.product_id, record.product_slug, record.version_id = product.id, product.slug, product.version_id
+    if product.mcp_transport not in ("", "streamable_http"):  # legacy SSE and REST-to-MCP: later slices
+        return refusal(501, f"{slug!r} is not served over Streamable HTTP yet.", "transport_not_served")
 
     origin = request.headers.get("Origin", "").strip().rstrip("/")
     if origin and origin not in settings.mcp_allowed_origins:
@@ -225,7 +228,9 @@ class _Exchange:
             upstream_response.release()
             await self._reinitialize(self.session)
             upstream_response = await send(self.upstream, "GET", self._headers(), stream=True)
-        return await answer(self.upstream, upstream_response, self.session_id, on_message=None, json_only=False)
+        return await answer(
+            self.upstream, upstream_response, self.session_id, rpc_id=None, on_message=None, json_only=False
+        )
 
     async def _post(self) -> web.StreamResponse:
         body = await self.upstream.read_body()
@@ -254,6 +259,7 @@ class _Exchange:
             self.upstream,
             upstream_response,
             self.session_id,
+            rpc_id=message.request_id if message.is_request else None,
             on_message=self._watcher(message, allowed),
             json_only=not self.upstream.client_accepts_sse,
         )
@@ -278,11 +284,12 @@ class _Exchange:
                 initialize_params=message.params,
             )
             await self.gateway.sessions.put(self.session_id, self.session)
-            watcher = _Negotiated(self, message)
+            watcher = _Negotiated(self)
         return await answer(
             self.upstream,
             upstream_response,
             self.session_id,
+            rpc_id=message.request_id,
             on_message=watcher,
             json_only=not self.upstream.client_accepts_sse,
         )
@@ -300,7 +307,6 @@ class _Watcher:
     """Sees the response to a tools/list (filters it) or a tools/call (notes its outcome)."""
 
     def __init__(self, message: Message, allowed: frozenset[str], record: RequestRecord) -> None:
-        self.request_id = message.request_id
         self.method = message.method
         self.allowed = allowed
         self.record = record
@@ -315,9 +321,8 @@ class _Watcher:
 class _Negotiated:
     """Sees the InitializeResult: stores the version the upstream chose, if not the one asked."""
 
-    def __init__(self, exchange: _Exchange, message: Message) -> None:
+    def __init__(self, exchange: _Exchange) -> None:
         self.exchange = exchange
-        self.request_id = message.request_id
 
     async def __call__(self, response: dict[str, Any]) -> dict[str, Any] | None:
         result = response.get("result")

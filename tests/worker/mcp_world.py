@@ -65,21 +65,16 @@ class McpUpstream:
 
 
 @contextlib.contextmanager
-def serve_mcp_upstream() -> Iterator[McpUpstream]:
+def serve_mcp_upstream(*, json_response: bool = False) -> Iterator[McpUpstream]:
+    """demo-tools on loopback; ``json_response``: it answers POSTs with JSON, not SSE."""
     log = UpstreamLog()
-    with serve_asgi(lambda port: log.wrap(create_mcp_app(port=port))) as base_url:
+    with serve_asgi(lambda port: log.wrap(create_mcp_app(port=port, json_response=json_response))) as base_url:
         yield McpUpstream(url=f"{base_url}/mcp", log=log)
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> WorkerSettings:
-    return WorkerSettings(
-        snapshot_dir=tmp_path / "snapshots",
-        worker_id="mcp-test",
-        poll_interval_s=3600,
-        heartbeat_interval_s=3600,
-        key_hash_pepper=PEPPER,
-        **overrides,
-    )
+    defaults: dict[str, Any] = {"worker_id": "mcp-test", "poll_interval_s": 3600, "heartbeat_interval_s": 3600}
+    return WorkerSettings(snapshot_dir=tmp_path / "snapshots", key_hash_pepper=PEPPER, **{**defaults, **overrides})
 
 
 def _product(product_id: int, slug: str, upstream: s.Upstream, kind: s.ProductKind = "mcp_server") -> s.Product:
@@ -185,12 +180,18 @@ class Reroute(httpx2.AsyncHTTPTransport):
 
 @contextlib.asynccontextmanager
 async def mcp_client(
-    url: str, key: str | None = GOOD, *, transport: httpx2.AsyncBaseTransport | None = None, **headers: str
+    url: str,
+    key: str | None = GOOD,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    mode: str = "legacy",
+    **headers: str,
 ) -> AsyncIterator[Client]:
-    """The official SDK client (handshake era) through the gateway, with ``key`` as Bearer."""
+    """The official SDK client through the gateway, with ``key`` as Bearer. ``mode``
+    "legacy": the initialize handshake (sessions era); "auto": 2026-07-28 when offered."""
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     # The SDK's own defaults: 30 s, and 300 s to read (a stream may idle that long).
     http = httpx2.AsyncClient(headers=headers, transport=transport, timeout=httpx2.Timeout(30, read=300))
-    async with http, Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
+    async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
         yield client

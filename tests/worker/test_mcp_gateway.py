@@ -1,6 +1,6 @@
 """/mcp/{server} with the official mcp SDK client, through the worker app in process, to the
-demo-tools MCP server (official SDK) on loopback: the session, per-tool permissions, the
-provider's credential, usage records. No Django."""
+demo-tools MCP server (official SDK) on loopback, answering in SSE and in JSON: the
+session, per-tool permissions, the provider's credential, usage records. No Django."""
 
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ from tests.worker.mcp_world import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[McpUpstream]:
-    with serve_mcp_upstream() as served:
+@pytest.fixture(scope="module", params=["sse", "json"])
+def upstream(request: pytest.FixtureRequest) -> Iterator[McpUpstream]:
+    """The upstream answering POSTs with SSE streams, then with JSON bodies."""
+    with serve_mcp_upstream(json_response=request.param == "json") as served:
         yield served
 
 
@@ -168,3 +169,16 @@ async def test_an_expired_upstream_session_is_reinitialized_transparently(gw: Ga
         [(_, (_, renewed))] = store.sessions.items()  # type: ignore[attr-defined]
         assert renewed.upstream_session_id != session.upstream_session_id
         assert (await client.list_tools()).tools
+
+
+async def test_the_stateless_2026_era_passes_through_with_the_same_permissions(gw: Gateway) -> None:
+    async with mcp_client(gw.mcp_url(), mode="auto") as client:
+        assert client.protocol_version == "2026-07-28"
+        listed = await client.list_tools()
+        assert sorted(tool.name for tool in listed.tools) == sorted(ALLOWED)
+        assert (await client.call_tool("add_numbers", {"a": 1, "b": 2})).structured_content == {"sum": 3.0}
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("slugify", {"text": "a b"})
+        assert refused.value.error.code == INVALID_PARAMS
+    assert [(r.tool_name, r.is_error) for r in gw.observer.tool_calls()] == [("add_numbers", False), ("slugify", True)]
+    assert gw.app[MCP_KEY].sessions.sessions == {}  # type: ignore[attr-defined]  # no session in this era
