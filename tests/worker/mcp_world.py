@@ -5,6 +5,7 @@ worker app in process; and the official ``mcp`` client pointed at it. No Django.
 from __future__ import annotations
 
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -91,9 +92,17 @@ def _product(product_id: int, slug: str, upstream: s.Upstream, kind: s.ProductKi
     )
 
 
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 def world(settings: WorkerSettings, upstream_url: str) -> s.Snapshot:
     """demo-tools (product 1) with the provider's credential; demo-tiny (3), the same
-    server on a plan of 2 requests a minute; echo (2), a REST product."""
+    server on a plan of 2 requests a minute; dead-tools (4), nothing listening; echo (2),
+    a REST product."""
     secret = upstream_box(settings).encrypt(PROVIDER_SECRET.encode()).decode()
     upstream = s.Upstream(url=upstream_url, auth_header="X-Provider-Key", secret_encrypted=secret)
     now = time.time()
@@ -105,12 +114,14 @@ def world(settings: WorkerSettings, upstream_url: str) -> s.Snapshot:
             _product(1, SERVER, upstream),
             _product(2, "echo", s.Upstream(url="http://127.0.0.1:9"), kind="rest_api"),
             _product(3, "demo-tiny", upstream),
+            _product(4, "dead-tools", s.Upstream(url=f"{closed_port_url()}/mcp", connect_timeout_ms=1000)),
         ),
         plans=(
             s.Plan(id=1, product_id=1, name="Three tools", requests_per_minute=1000, allowed_tools=ALLOWED),
             s.Plan(id=2, product_id=1, name="Every tool", requests_per_minute=1000),
             s.Plan(id=3, product_id=3, name="Tiny", requests_per_minute=2),
             s.Plan(id=4, product_id=2, name="REST", requests_per_minute=1000),
+            s.Plan(id=5, product_id=4, name="Dead", requests_per_minute=1000),
         ),
         apps=(s.App(id=7, organization_id=1, name="A"), s.App(id=8, organization_id=1, name="B")),
         keys=(
@@ -123,6 +134,7 @@ def world(settings: WorkerSettings, upstream_url: str) -> s.Snapshot:
             s.Subscription(id=12, app_id=8, product_id=1, plan_id=2),
             s.Subscription(id=13, app_id=7, product_id=3, plan_id=3),
             s.Subscription(id=14, app_id=7, product_id=2, plan_id=4),
+            s.Subscription(id=15, app_id=7, product_id=4, plan_id=5),
         ),
     )
 

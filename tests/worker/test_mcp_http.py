@@ -230,3 +230,11 @@ async def test_the_quota_is_a_429_with_a_json_rpc_body(gw: Gateway) -> None:
     error = await rpc_error_of(refused, 429)
     assert error["data"]["reason"] == "rate_limited"
     assert int(refused.headers["Retry-After"]) >= 1
+
+
+async def test_an_unreachable_server_is_a_502_with_a_json_rpc_body(gw: Gateway) -> None:
+    error = await rpc_error_of(await post(gw, INITIALIZE, "dead-tools"), 502)
+    assert error["data"]["reason"] == "upstream_unreachable"
+    [record] = [r for r in gw.observer.records if r.product_slug == "dead-tools"]
+    assert record.upstream_error == "unreachable"
+    assert record.status == 502
