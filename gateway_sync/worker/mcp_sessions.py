@@ -105,6 +105,21 @@ class MemorySessionStore:
         self.sessions.clear()
 
 
+def session_redis_client(url: str, *, timeout_s: float = 1.0, max_connections: int = 32) -> redis.asyncio.Redis:
+    """A client for the request path: short timeouts (an unreachable Redis answers 503 at
+    once rather than holding the request) and a bounded, blocking pool, as the limiter's."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=max(timeout_s, 1.0),
+        client_name="gateway-mcp-sessions",
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_keepalive=True,
+    )
+    return redis.asyncio.Redis.from_pool(pool)
+
+
 class RedisSessionStore:
     """Shared by every worker: one key per session, renewed on every use."""
 

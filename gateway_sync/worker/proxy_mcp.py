@@ -34,7 +34,6 @@ from gateway_sync.worker.admission import QuotaRefusal, check_request_quotas
 from gateway_sync.worker.app import SETTINGS_KEY, notify_observers, request_snapshot
 from gateway_sync.worker.auth import Caller
 from gateway_sync.worker.ids import new_id
-from gateway_sync.worker.limits import limiter_redis_client
 from gateway_sync.worker.mcp_auth import METADATA_PREFIX, authenticate_mcp, mcp_product, protected_resource_metadata
 from gateway_sync.worker.mcp_relay import Upstream, UpstreamFailure, answer, initialize_upstream, send
 from gateway_sync.worker.mcp_sessions import (
@@ -43,6 +42,7 @@ from gateway_sync.worker.mcp_sessions import (
     RedisSessionStore,
     SessionStore,
     new_session_id,
+    session_redis_client,
 )
 from gateway_sync.worker.mcp_wire import (
     DEFAULT_VERSION,
@@ -88,7 +88,7 @@ async def _mcp_lifespan(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     sessions: SessionStore
     if settings.redis_url:
-        sessions = RedisSessionStore(limiter_redis_client(settings.redis_url), settings.mcp_session_idle_s)
+        sessions = RedisSessionStore(session_redis_client(settings.redis_url), settings.mcp_session_idle_s)
     else:
         sessions = MemorySessionStore(settings.mcp_session_idle_s)
     app[MCP_KEY] = McpGateway(settings=settings, sessions=sessions)
@@ -156,6 +156,8 @@ async def _handle(request: web.Request, request_id: str, record: RequestRecord) 
         return await exchange.run()
     except UpstreamFailure as failure:
         return failure.response
+    except ConnectionError:  # the client went away (an OSError, but no store trouble)
+        raise
     except (redis.RedisError, OSError, TimeoutError):
         log.exception("MCP session store unavailable")
         return refusal(503, "The session store is unavailable; try again shortly.", "sessions_unavailable")

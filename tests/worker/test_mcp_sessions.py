@@ -17,8 +17,10 @@ from gateway_sync.worker.mcp_sessions import KEY_PREFIX
 from tests.worker.mcp_world import (
     ALLOWED,
     GOOD,
+    SERVER,
     McpUpstream,
     Reroute,
+    closed_port_url,
     gateway,
     mcp_client,
     serve_mcp_upstream,
@@ -90,3 +92,22 @@ async def test_the_mapping_lives_in_redis_with_an_idle_ttl_and_expires(
                 await client.list_tools()
     finally:
         client_redis.close()
+
+
+async def test_an_unreachable_session_store_is_a_503_not_a_hang(tmp_path: Path, upstream: McpUpstream) -> None:
+    settings = settings_for(tmp_path, redis_url=closed_port_url().replace("http://", "redis://"))
+    async with gateway(settings, world(settings, upstream.url)) as worker:
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        headers = {"Authorization": f"Bearer {GOOD}", "Accept": "application/json, text/event-stream"}
+        response = await worker.http.post(f"/mcp/{SERVER}", json=initialize, headers=headers)
+        assert response.status == 503
+        assert (await response.json())["error"]["data"]["reason"] == "sessions_unavailable"
