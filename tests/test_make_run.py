@@ -94,6 +94,31 @@ def test_make_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
         )
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback URL built here)
             assert response.status == 200
+        # The demo MCP server through the gateway's /mcp/{server}, with the same key.
+        initialize = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "make-run-check", "version": "1"},
+            },
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{gateway_port}/mcp/demo-tools",
+            data=json.dumps(initialize).encode(),
+            headers={
+                "Authorization": f"Bearer {key[1]}",
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback URL built here)
+            assert response.status == 200
+            assert response.headers["Mcp-Session-Id"]
+            answer = response.read().decode()
+        assert '"serverInfo"' in answer, answer
         deadline = time.monotonic() + 30
         while not _usage_rows(tmp_path / "var" / "platform.sqlite3", "/api/demo-echo/anything/make-run-check"):
             assert time.monotonic() < deadline, "the usage event never reached the database"
