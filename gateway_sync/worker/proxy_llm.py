@@ -3,8 +3,9 @@
 
 Per request: the pinned snapshot → the API key (llm_catalog.py) → the body (llm_wire.py) →
 the model: product, offering, subscription, plan → the model's route (``RouteMatch.model``)
-→ request quotas (admission.py) → guardrails on the request (guard.py) → a token and
-budget reservation (token_limits.py) → the upstream, with the route's retries, fallback
+→ guardrails on the request (guard.py) → request quotas (admission.py) and a token and
+budget reservation (token_limits.py), concurrently: one Redis round trip, a refusal on
+either side giving back what the other took → the upstream, with the route's retries, fallback
 targets, then fallback models, and per-target cooldown → the answer whole, or streamed
 event by event (llm_stream.py) → usage (reported, else estimated: llm_usage.py), cost,
 settlement of the reservation, and the record for the observers.
@@ -21,11 +22,12 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from gateway_sync.contract.schema import ModelOffering, Route
-from gateway_sync.worker.admission import QuotaRefusal, admit_request, refund_request_quotas
+from gateway_sync.worker.admission import QuotaAdmission, QuotaRefusal, admit_request, refund_request_quotas
 from gateway_sync.worker.app import SETTINGS_KEY, Handler, RouteRegistrar, notify_observers, request_snapshot
 from gateway_sync.worker.auth import Caller
 from gateway_sync.worker.errors_openai import bad_request, openai_error
@@ -225,6 +227,25 @@ async def handle_resume(request: web.Request) -> web.StreamResponse:
     return await _replay(request, llm, key.app_id, response_id, after)
 
 
+def _quota_refused(quota: QuotaRefusal) -> web.Response:
+    detail = "The rate limiter is unavailable; try again shortly." if quota.degraded else None
+    return openai_error(
+        429,
+        detail or "Request rate limit reached; retry after the Retry-After delay.",
+        code="rate_limit_exceeded",
+        error_type="requests",
+        headers=quota.headers,
+    )
+
+
+async def _finish(task: asyncio.Future[Any]) -> None:
+    """Wait for a task whose outcome no longer matters, without cancelling it: what it
+    took is given back afterwards (a cancelled reservation could leave tokens taken)."""
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: not logged as an unhandled task error
+
+
 def _unknown_stream() -> web.Response:
     return openai_error(
         404, "No resumable stream with this id (unknown, expired, or not this app's).", code="stream_not_found"
@@ -335,31 +356,27 @@ class _Completion:
         if route is not None:
             self.record.route_id = route.id
 
-        quota = await admit_request(self.rest.limiter, caller, route, self.record)
-        if isinstance(quota, QuotaRefusal):
-            detail = "The rate limiter is unavailable; try again shortly." if quota.degraded else None
-            return openai_error(
-                429,
-                detail or "Request rate limit reached; retry after the Retry-After delay.",
-                code="rate_limit_exceeded",
-                error_type="requests",
-                headers=quota.headers,
-            )
-
         policies = policies_for(snapshot, product, route, caller.plan)
         guard = LlmGuard(policies) if policies else None
+        outcome = None
         if guard is not None and guard.inspects_requests:
             outcome = guard.check_request(parsed.body, self.endpoint)
+        if outcome is not None and outcome.blocked:
+            # Blocked by a guardrail: no tokens reserved, but the request quota is spent
+            # (a refusal of the quota still answers first).
+            quota = await admit_request(self.rest.limiter, caller, route, self.record)
+            if isinstance(quota, QuotaRefusal):
+                return _quota_refused(quota)
             note_guardrail_actions(self.record, outcome.actions)
-            if outcome.blocked:
-                return openai_error(400, outcome.message, code="content_filter", param="messages")
+            return openai_error(400, outcome.message, code="content_filter", param="messages")
+        if outcome is not None:
             parsed.body = outcome.body
-
-        reserved = await self._reserve(caller, offering, parsed)
-        if isinstance(reserved, web.Response):
-            # Refused for its tokens: the request was not served, so it spends no request quota.
-            await refund_request_quotas(self.rest.limiter, quota)
-            return reserved
+        admitted = await self._admit(caller, route, offering, parsed)
+        if isinstance(admitted, web.Response):
+            return admitted
+        quota, reserved = admitted
+        if outcome is not None:
+            note_guardrail_actions(self.record, outcome.actions)
         headers = combine_rate_limit_headers(quota.headers, reserved)
         stages = fallback_stages(
             self.rest,
@@ -383,6 +400,38 @@ class _Completion:
             relay=relay,
         )
         return await self.attempts.run(stages, headers)
+
+    async def _admit(
+        self, caller: Caller, route: Route | None, offering: ModelOffering, parsed: LlmRequest
+    ) -> tuple[QuotaAdmission, dict[str, str]] | web.Response:
+        """The request quotas and the token reservation, checked concurrently (their Redis
+        scripts leave in the same loop turn: one round trip instead of two). As if one
+        after the other: a refusal of the quotas answers first, and whichever side refuses,
+        the other gives back what it took (a refused request spends nothing)."""
+        reserving = asyncio.ensure_future(self._reserve(caller, offering, parsed))
+        try:
+            quota = await admit_request(self.rest.limiter, caller, route, self.record)
+        except BaseException:
+            await _finish(reserving)
+            await self._release()
+            self.reservation = None
+            raise
+        try:
+            reserved = await reserving
+        except BaseException:
+            if isinstance(quota, QuotaAdmission):
+                await refund_request_quotas(self.rest.limiter, quota)
+            raise
+        if isinstance(quota, QuotaRefusal):
+            if self.reservation is not None:
+                await self._release()
+                self.reservation = None
+            return _quota_refused(quota)
+        if isinstance(reserved, web.Response):
+            # Refused for its tokens: the request was not served, so it spends no request quota.
+            await refund_request_quotas(self.rest.limiter, quota)
+            return reserved
+        return quota, reserved
 
     def _relay(
         self,
