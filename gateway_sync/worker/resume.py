@@ -17,7 +17,8 @@ The LLM proxy gives every SSE event it sends an ``id: <response_id>.<seq>`` line
 Buffering never slows the stream and never fails it. ``append`` does no I/O: in Redis
 mode it queues a command, and the store's background ``run()`` sends everything queued
 during one loop turn as one pipeline (while a pipeline is in flight the next batch
-gathers: group commit, no fixed delay). When Redis fails, the failure is logged once, the
+gathers: group commit, no fixed delay), with one Lua call per response (``WRITE_SCRIPT``:
+its begin, events, end and expiries) rather than a command each. When Redis fails, the failure is logged once, the
 streams whose events were lost stop being buffered (resuming them is then unavailable:
 their replay answers None) and the streams themselves go on.
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -50,7 +52,7 @@ from typing import Protocol, cast
 
 import redis.asyncio
 from aiohttp import web
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from gateway_sync.worker.app import SETTINGS_KEY
 from gateway_sync.worker.settings import WorkerSettings
@@ -256,6 +258,45 @@ _BEGIN = -1
 _END = -2
 
 
+# What one flush writes for one response, in one call of WRITE_SCRIPT.
+@dataclass(slots=True)
+class _Write:
+    app: str = ""  # begun in this flush: the owner's app id
+    end: bool = False
+    events: list[str | bytes] = field(default_factory=list)  # entry id, bytes, entry id, ...
+
+
+# KEYS: the stream, the meta hash. ARGV: window ms, MAXLEN, app id ("" if not begun in this
+# flush), 1 if ended in this flush, then (entry id, event bytes) pairs. The same commands the
+# store would send one by one (HSET, XADD each event, XADD the end, PEXPIRE both), in one
+# call. Returns "" or the error of the first write Redis refused (the end's is ignored, as
+# an end after the stream's own end changes nothing).
+WRITE_SCRIPT = """
+local stream, meta = KEYS[1], KEYS[2]
+local refused = ''
+if ARGV[3] ~= '' then
+  local r = redis.pcall('HSET', meta, 'app', ARGV[3])
+  if type(r) == 'table' and r.err then refused = r.err end
+end
+if refused == '' then
+  for i = 5, #ARGV, 2 do
+    local r = redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[2], ARGV[i], 'd', ARGV[i + 1])
+    if type(r) == 'table' and r.err then
+      refused = r.err
+      break
+    end
+  end
+end
+if refused == '' and ARGV[4] == '1' then
+  redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[2], '1-0', 'end', '')
+end
+redis.pcall('PEXPIRE', stream, ARGV[1])
+redis.pcall('PEXPIRE', meta, ARGV[1])
+return refused
+"""
+WRITE_SHA = hashlib.sha1(WRITE_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+
+
 class RedisResumeStore:
     """A Redis stream per response, written by ``run()`` one pipeline per loop turn."""
 
@@ -351,24 +392,29 @@ class RedisResumeStore:
         if time.monotonic() < self._down_until:
             self._lose(batch, deletes, None)
             return
-        pipe = self.client.pipeline(transaction=False)
-        touched: set[str] = set()
+        # One script call per response (its begin, events, end and both expiries), not a
+        # command each: the client's cost is per command (packing, reading a reply).
+        writes: dict[str, _Write] = {}
         for response_id, seq, payload in batch:
-            key = stream_key(response_id)
+            if response_id in deletes:
+                continue  # deleted below anyway
+            write = writes.get(response_id)
+            if write is None:
+                write = writes[response_id] = _Write()
             if seq == _BEGIN:
-                pipe.hset(meta_key(response_id), "app", str(payload))
+                write.app = str(payload)
             elif seq == _END:
-                pipe.xadd(key, {END_FIELD: b""}, id=END_ID, maxlen=MAX_EVENTS + 1, approximate=True)
+                write.end = True
             else:
-                pipe.xadd(key, {DATA_FIELD: payload}, id=f"0-{seq + 1}", maxlen=MAX_EVENTS + 1, approximate=True)
-            touched.add(response_id)
-        for response_id in touched - deletes:
-            pipe.pexpire(stream_key(response_id), self.window_ms)
-            pipe.pexpire(meta_key(response_id), self.window_ms)
-        for response_id in deletes:
-            pipe.delete(stream_key(response_id), meta_key(response_id))
+                write.events += [f"0-{seq + 1}", cast(bytes, payload)]
+        calls = list(writes.items())
         try:
-            results = await pipe.execute(raise_on_error=False)
+            results = await self._write(calls, deletes)
+            if any(isinstance(result, NoScriptError) for result in results):  # Redis restarted or flushed
+                await self.client.script_load(WRITE_SCRIPT)
+                again = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+                for i, result in zip(again, await self._write([calls[i] for i in again], set()), strict=True):
+                    results[i] = result
         except (RedisError, OSError) as exc:
             self._lose(batch, deletes, exc)
             return
@@ -376,11 +422,32 @@ class RedisResumeStore:
         if self.redis_down:
             log.warning("resume store: Redis reachable again")
             self.redis_down = False
-        for (response_id, seq, _payload), result in zip(batch, results, strict=False):
-            if isinstance(result, ResponseError) and seq != _END:
+        for (response_id, _write), result in zip(calls, results, strict=False):
+            if isinstance(result, ResponseError):
                 self._give_up(response_id, f"Redis refused an event: {result}")
             elif isinstance(result, (RedisError, OSError)):
-                self._lose([(response_id, seq, b"")], set(), result)
+                self._lose([(response_id, 0, b"")], set(), result)
+            elif result:  # the script's error for a refused write
+                refusal = result.decode(errors="replace") if isinstance(result, bytes) else str(result)
+                self._give_up(response_id, f"Redis refused an event: {refusal}")
+
+    async def _write(self, calls: list[tuple[str, _Write]], deletes: set[str]) -> list[object]:
+        pipe = self.client.pipeline(transaction=False)
+        for response_id, write in calls:
+            pipe.evalsha(
+                WRITE_SHA,
+                2,
+                stream_key(response_id),
+                meta_key(response_id),
+                self.window_ms,
+                MAX_EVENTS + 1,
+                write.app,
+                1 if write.end else 0,
+                *write.events,
+            )
+        for response_id in deletes:
+            pipe.delete(stream_key(response_id), meta_key(response_id))
+        return list(await pipe.execute(raise_on_error=False))
 
     def _lose(self, batch: list[tuple[str, int, int | bytes]], deletes: set[str], exc: BaseException | None) -> None:
         if exc is not None:
