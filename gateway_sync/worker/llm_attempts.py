@@ -136,7 +136,7 @@ class AttemptLoop:
         first_route = stages[0].route
         deadline = None if first_route is None else loop.time() + first_route.timeouts.total_ms / 1000
         attempts = 0
-        failure = openai_error(502, "No upstream could be tried.", code="upstream_unreachable")
+        failure: web.Response | None = None  # built when needed: not on every request
         for index, stage in enumerate(stages):
             retries_left = stage.route.retry.count if index == 0 and stage.route is not None else 0
             backoff = 0
@@ -202,6 +202,8 @@ class AttemptLoop:
             await relay.send_error("No upstream could complete the stream.", code="upstream_unavailable")
             await relay.end()
             return relay.response
+        if failure is None:
+            failure = openai_error(502, "No upstream could be tried.", code="upstream_unreachable")
         failure.headers.update(headers)
         return failure
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway_sync.contract.schema import ModelOffering, Route
+from gateway_sync.contract.schema import ModelOffering, Plan, Route
 from gateway_sync.worker.admission import QuotaAdmission, QuotaRefusal, admit_request, refund_request_quotas
 from gateway_sync.worker.app import SETTINGS_KEY, Handler, RouteRegistrar, notify_observers, request_snapshot
 from gateway_sync.worker.auth import Caller
@@ -81,6 +81,7 @@ log = logging.getLogger(__name__)
 DEFAULT_KEEPALIVE_S = 15.0
 DEFAULT_RESERVE_MAX_TOKENS = 4096
 DEFAULT_STREAM_TOPUP_TOKENS = 256
+MAX_CACHED_PLANS = 4096
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +130,19 @@ class LlmProxy:
     resume: ResumeStore | None
     tokenizer: Tokenizer = field(default_factory=Tokenizer)
     catalogs: CatalogCache = field(default_factory=CatalogCache)
+    # A plan's token budgets, by the plan's identity (snapshots are immutable): built once,
+    # not per request.
+    plan_budgets: dict[int, tuple[Plan, tuple[TokenBudget, ...]]] = field(default_factory=dict)
+
+    def budgets_for(self, plan: Plan) -> tuple[TokenBudget, ...]:
+        entry = self.plan_budgets.get(id(plan))
+        if entry is not None and entry[0] is plan:
+            return entry[1]
+        if len(self.plan_budgets) >= MAX_CACHED_PLANS:  # old snapshots' plans: start again
+            self.plan_budgets.clear()
+        budgets = tuple(budgets_for_plan(plan))
+        self.plan_budgets[id(plan)] = (plan, budgets)
+        return budgets
 
 
 LLM_KEY = web.AppKey("llm_proxy", LlmProxy)
@@ -227,6 +241,15 @@ async def handle_resume(request: web.Request) -> web.StreamResponse:
     return await _replay(request, llm, key.app_id, response_id, after)
 
 
+def _too_large(limit: int) -> web.Response:
+    return openai_error(
+        413,
+        f"Request bodies are limited to {limit} bytes.",
+        code="request_too_large",
+        error_type="invalid_request_error",
+    )
+
+
 def _quota_refused(quota: QuotaRefusal) -> web.Response:
     detail = "The rate limiter is unavailable; try again shortly." if quota.degraded else None
     return openai_error(
@@ -307,7 +330,7 @@ class _Completion:
         self.llm = request.app[LLM_KEY]
         self.rest = self.llm.rest
         self.reservation: Reservation | None = None
-        self.budgets: list[TokenBudget] = []
+        self.budgets: tuple[TokenBudget, ...] = ()
         self.prompt_estimate = 0
         self.stream_budget: StreamBudget | None = None
         self.parsed: LlmRequest | None = None
@@ -468,27 +491,21 @@ class _Completion:
 
     async def _read_body(self) -> bytes | web.Response:
         limit = self.rest.settings.max_body_bytes
-        too_large = openai_error(
-            413,
-            f"Request bodies are limited to {limit} bytes.",
-            code="request_too_large",
-            error_type="invalid_request_error",
-        )
         length = self.request.content_length
         if length is not None and length > limit:
-            return too_large
+            return _too_large(limit)
         body = RequestBody(self.request, limit)
         try:
             raw = await body.buffer(limit)
         except BodyTooLarge:
-            return too_large
+            return _too_large(limit)
         self.record.bytes_in = len(raw)
         return raw
 
     async def _reserve(
         self, caller: Caller, offering: ModelOffering, parsed: LlmRequest
     ) -> dict[str, str] | web.Response:
-        budgets = budgets_for_plan(caller.plan)
+        budgets = self.llm.budgets_for(caller.plan)
         if not budgets:
             return {}
         prompt = estimate_prompt_tokens(self.llm.tokenizer, self.endpoint, parsed.body)
