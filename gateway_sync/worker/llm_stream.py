@@ -99,6 +99,9 @@ class StreamRelay:
         self.tally = UsageTally()
         self.text_parts: list[str] = []
         self._held: list[bytes] = []
+        # While the events of one upstream chunk are relayed, what they write is gathered
+        # here and sent in one write (None: write at once).
+        self._gathered: list[bytes] | None = None
         self._rename: tuple[bytes, bytes] | None = None
         # This attempt saw [DONE] or a finish_reason.
         self._terminal = False
@@ -125,6 +128,9 @@ class StreamRelay:
         response = await self.prepare()
         if self.record.client_closed:
             return self.resume is not None
+        if self._gathered is not None:
+            self._gathered.append(data)
+            return True
         try:
             await response.write(data)
         except ConnectionError:
@@ -132,6 +138,13 @@ class StreamRelay:
             return self.resume is not None
         self.record.bytes_out += len(data)
         return True
+
+    async def _send_gathered(self) -> bool:
+        """Write what the events of one upstream chunk gathered, in one write."""
+        gathered, self._gathered = self._gathered, None
+        if not gathered:
+            return not self.record.client_closed or self.resume is not None
+        return await self._write(gathered[0] if len(gathered) == 1 else b"".join(gathered))
 
     async def send_event(self, data: bytes, name: bytes = b"") -> bool:
         event = format_event(f"{self.response_id}.{self.seq}", data, name)
@@ -184,10 +197,19 @@ class StreamRelay:
                 log.warning("product %s: upstream stream broke off: %r", self.record.product_slug, exc)
                 return await self._broken("The upstream's stream broke off.")
             events = parser.feed(chunk) if chunk else parser.close()
-            for event in events:
-                end = await self._event(event)
-                if end is not None:
-                    return end
+            end = None
+            self._gathered = []
+            try:
+                for event in events:
+                    end = await self._event(event)
+                    if end is not None:
+                        break
+            finally:
+                sent = await self._send_gathered()
+            if end is not None:
+                return end
+            if not sent:
+                return RelayEnd.CLIENT_GONE
             if not chunk:
                 break
         if not self._terminal:
@@ -217,8 +239,13 @@ class StreamRelay:
         if isinstance(payload, dict):
             self.tally.add(reported_usage(payload))
             text = completion_text(payload)
-            if text and self.budget is not None and not await self.budget.admit(text):
-                return await self._cut_for_budget()
+            if text and self.budget is not None:
+                # What was gathered goes first: it need not wait for the budget's round trip.
+                if not await self._send_gathered():
+                    return RelayEnd.CLIENT_GONE
+                self._gathered = []
+                if not await self.budget.admit(text):
+                    return await self._cut_for_budget()
             if text:
                 self.text_parts.append(text)
             choices = payload.get("choices")
