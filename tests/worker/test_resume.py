@@ -13,10 +13,10 @@ import pytest
 from gateway_sync.worker.resume import (
     MAX_SEQ,
     MemoryResumeStore,
-    RedisResumeStore,
     build_resume_store,
     parse_last_event_id,
 )
+from gateway_sync.worker.resume_redis import RedisResumeStore
 from gateway_sync.worker.settings import WorkerSettings, WorkerSettingsError
 
 pytestmark = pytest.mark.anyio

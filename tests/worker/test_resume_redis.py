@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 
-from gateway_sync.worker.resume import END_ID, RedisResumeStore, meta_key, stream_key
+from gateway_sync.worker.resume import END_ID, meta_key, stream_key
+from gateway_sync.worker.resume_redis import RedisResumeStore
 from gateway_sync.worker.supervisor import BackgroundTasks
 from tests.worker.private_redis import private_redis
 from tests.worker.test_resume import APP, OTHER, OUTSIDER, RID, collect, produce, sse
