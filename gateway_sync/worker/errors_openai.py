@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from gateway_sync.worker.admission import QuotaRefusal
+
 INVALID_REQUEST = "invalid_request_error"
 
 
@@ -72,3 +74,33 @@ def sse_error_event(message: str, *, code: str, error_type: str = "api_error", e
     payload = json.dumps(error_object(500, message, code=code, error_type=error_type))
     head = f"id: {event_id}\n" if event_id else ""
     return f"{head}data: {payload}\n\n".encode()
+
+
+def not_ready() -> web.Response:
+    return openai_error(503, "The gateway has no configuration yet.", code="not_ready")
+
+
+def too_large(limit: int) -> web.Response:
+    return openai_error(
+        413,
+        f"Request bodies are limited to {limit} bytes.",
+        code="request_too_large",
+        error_type="invalid_request_error",
+    )
+
+
+def quota_refused(quota: QuotaRefusal) -> web.Response:
+    detail = "The rate limiter is unavailable; try again shortly." if quota.degraded else None
+    return openai_error(
+        429,
+        detail or "Request rate limit reached; retry after the Retry-After delay.",
+        code="rate_limit_exceeded",
+        error_type="requests",
+        headers=quota.headers,
+    )
+
+
+def unknown_stream() -> web.Response:
+    return openai_error(
+        404, "No resumable stream with this id (unknown, expired, or not this app's).", code="stream_not_found"
+    )

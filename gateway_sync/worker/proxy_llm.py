@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,14 @@ from gateway_sync.contract.schema import ModelOffering, Plan, Route
 from gateway_sync.worker.admission import QuotaAdmission, QuotaRefusal, admit_request, refund_request_quotas
 from gateway_sync.worker.app import SETTINGS_KEY, Handler, RouteRegistrar, notify_observers, request_snapshot
 from gateway_sync.worker.auth import Caller
-from gateway_sync.worker.errors_openai import bad_request, openai_error
+from gateway_sync.worker.errors_openai import (
+    bad_request,
+    not_ready,
+    openai_error,
+    quota_refused,
+    too_large,
+    unknown_stream,
+)
 from gateway_sync.worker.guard import LlmGuard, policies_for
 from gateway_sync.worker.ids import new_id
 from gateway_sync.worker.limits import limiter_redis_client
@@ -42,6 +48,7 @@ from gateway_sync.worker.llm_catalog import (
     models_for_key,
     resolve_model,
 )
+from gateway_sync.worker.llm_settings import LlmSettings
 from gateway_sync.worker.llm_stream import StreamRelay
 from gateway_sync.worker.llm_usage import (
     Tokenizer,
@@ -59,7 +66,6 @@ from gateway_sync.worker.llm_wire import (
 from gateway_sync.worker.proxy_rest import PROXY_KEY, RestProxy
 from gateway_sync.worker.record import RequestRecord
 from gateway_sync.worker.resume import RESUME_STORE_KEY, ResumeStore, parse_last_event_id, register_resume_store
-from gateway_sync.worker.settings import WorkerSettingsError
 from gateway_sync.worker.token_limits import (
     MemoryTokenLimiter,
     RedisTokenLimiter,
@@ -78,48 +84,7 @@ from gateway_sync.worker.wire import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEEPALIVE_S = 15.0
-DEFAULT_RESERVE_MAX_TOKENS = 4096
-DEFAULT_STREAM_TOPUP_TOKENS = 256
 MAX_CACHED_PLANS = 4096
-
-
-@dataclass(frozen=True, kw_only=True)
-class LlmSettings:
-    # GATEWAY_LLM_KEEPALIVE_S: a ": keep-alive" comment after this much upstream silence.
-    keepalive_s: float = DEFAULT_KEEPALIVE_S
-    # GATEWAY_LLM_RESERVE_MAX_TOKENS: completion tokens reserved when a request names no max_tokens.
-    reserve_max_tokens: int = DEFAULT_RESERVE_MAX_TOKENS
-    # GATEWAY_LLM_STREAM_TOPUP_TOKENS: the further reservation of a stream whose route cuts
-    # streams on budget, each time it reaches what it has reserved.
-    stream_topup_tokens: int = DEFAULT_STREAM_TOPUP_TOKENS
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LlmSettings:
-        env = os.environ if environ is None else environ
-        keepalive = _number(env, "GATEWAY_LLM_KEEPALIVE_S", DEFAULT_KEEPALIVE_S)
-        if not 0.05 <= keepalive <= 3600:
-            raise WorkerSettingsError(f"GATEWAY_LLM_KEEPALIVE_S={keepalive!r}: use 0.05 to 3600 seconds")
-        cap = _positive_int(env, "GATEWAY_LLM_RESERVE_MAX_TOKENS", DEFAULT_RESERVE_MAX_TOKENS)
-        topup = _positive_int(env, "GATEWAY_LLM_STREAM_TOPUP_TOKENS", DEFAULT_STREAM_TOPUP_TOKENS)
-        return cls(keepalive_s=keepalive, reserve_max_tokens=cap, stream_topup_tokens=topup)
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _number(env, name, default)
-    if value < 1 or value != int(value):
-        raise WorkerSettingsError(f"{name}={value!r}: use a positive integer")
-    return int(value)
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise WorkerSettingsError(f"{name}={raw!r} is not a number") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,15 +170,11 @@ def _endpoint(endpoint: Endpoint) -> Handler:
     return handle
 
 
-def _not_ready() -> web.Response:
-    return openai_error(503, "The gateway has no configuration yet.", code="not_ready")
-
-
 async def handle_models(request: web.Request) -> web.StreamResponse:
     llm = request.app[LLM_KEY]
     snapshot = request_snapshot(request)
     if snapshot is None:
-        return _not_ready()
+        return not_ready()
     key = authenticate_key(snapshot, request.headers, pepper=llm.rest.settings.key_hash_pepper, now=time.time())
     if isinstance(key, web.Response):
         return key
@@ -226,7 +187,7 @@ async def handle_resume(request: web.Request) -> web.StreamResponse:
     llm = request.app[LLM_KEY]
     snapshot = request_snapshot(request)
     if snapshot is None:
-        return _not_ready()
+        return not_ready()
     key = authenticate_key(snapshot, request.headers, pepper=llm.rest.settings.key_hash_pepper, now=time.time())
     if isinstance(key, web.Response):
         return key
@@ -236,29 +197,9 @@ async def handle_resume(request: web.Request) -> web.StreamResponse:
     if last is not None:
         parsed = parse_last_event_id(last)
         if parsed is None or parsed[0] != response_id:
-            return _unknown_stream()
+            return unknown_stream()
         after = parsed[1]
     return await _replay(request, llm, key.app_id, response_id, after)
-
-
-def _too_large(limit: int) -> web.Response:
-    return openai_error(
-        413,
-        f"Request bodies are limited to {limit} bytes.",
-        code="request_too_large",
-        error_type="invalid_request_error",
-    )
-
-
-def _quota_refused(quota: QuotaRefusal) -> web.Response:
-    detail = "The rate limiter is unavailable; try again shortly." if quota.degraded else None
-    return openai_error(
-        429,
-        detail or "Request rate limit reached; retry after the Retry-After delay.",
-        code="rate_limit_exceeded",
-        error_type="requests",
-        headers=quota.headers,
-    )
 
 
 async def _finish(task: asyncio.Future[Any]) -> None:
@@ -269,21 +210,15 @@ async def _finish(task: asyncio.Future[Any]) -> None:
         task.exception()  # retrieved: not logged as an unhandled task error
 
 
-def _unknown_stream() -> web.Response:
-    return openai_error(
-        404, "No resumable stream with this id (unknown, expired, or not this app's).", code="stream_not_found"
-    )
-
-
 async def _replay(
     request: web.Request, llm: LlmProxy, app_id: int, response_id: str, after_seq: int
 ) -> web.StreamResponse:
     """The rest of a buffered stream: no upstream call, nothing billed again."""
     if llm.resume is None:
-        return _unknown_stream()
+        return unknown_stream()
     events = await llm.resume.replay(response_id, app_id=app_id, after_seq=after_seq)
     if events is None:
-        return _unknown_stream()
+        return unknown_stream()
     response = web.StreamResponse(status=200)
     response.headers["Content-Type"] = "text/event-stream; charset=utf-8"
     response.headers["Cache-Control"] = "no-cache"
@@ -346,7 +281,7 @@ class _Completion:
         request, llm = self.request, self.llm
         snapshot = request_snapshot(request)
         if snapshot is None:
-            return _not_ready()
+            return not_ready()
         key = authenticate_key(snapshot, request.headers, pepper=self.rest.settings.key_hash_pepper, now=time.time())
         if isinstance(key, web.Response):
             return key
@@ -355,7 +290,7 @@ class _Completion:
         if last_event_id is not None:
             parsed_id = parse_last_event_id(last_event_id)
             if parsed_id is None:
-                return _unknown_stream()
+                return unknown_stream()
             return await _replay(request, llm, key.app_id, parsed_id[0], parsed_id[1])
 
         raw = await self._read_body()
@@ -389,7 +324,7 @@ class _Completion:
             # (a refusal of the quota still answers first).
             quota = await admit_request(self.rest.limiter, caller, route, self.record)
             if isinstance(quota, QuotaRefusal):
-                return _quota_refused(quota)
+                return quota_refused(quota)
             note_guardrail_actions(self.record, outcome.actions)
             return openai_error(400, outcome.message, code="content_filter", param="messages")
         if outcome is not None:
@@ -449,7 +384,7 @@ class _Completion:
             if self.reservation is not None:
                 await self._release()
                 self.reservation = None
-            return _quota_refused(quota)
+            return quota_refused(quota)
         if isinstance(reserved, web.Response):
             # Refused for its tokens: the request was not served, so it spends no request quota.
             await refund_request_quotas(self.rest.limiter, quota)
@@ -493,12 +428,12 @@ class _Completion:
         limit = self.rest.settings.max_body_bytes
         length = self.request.content_length
         if length is not None and length > limit:
-            return _too_large(limit)
+            return too_large(limit)
         body = RequestBody(self.request, limit)
         try:
             raw = await body.buffer(limit)
         except BodyTooLarge:
-            return _too_large(limit)
+            return too_large(limit)
         self.record.bytes_in = len(raw)
         return raw
 

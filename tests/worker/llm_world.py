@@ -20,7 +20,8 @@ from demo_upstreams.mock_llm.plumbing import ClientDisconnected
 from gateway_sync.contract import schema as s
 from gateway_sync.worker.app import HOLDER_KEY, OBSERVERS_KEY, create_app
 from gateway_sync.worker.auth import keyed_hash
-from gateway_sync.worker.proxy_llm import LlmSettings, llm_registrar
+from gateway_sync.worker.llm_settings import LlmSettings
+from gateway_sync.worker.proxy_llm import llm_registrar
 from gateway_sync.worker.proxy_rest import register_rest_proxy
 from gateway_sync.worker.record import RequestRecord
 from gateway_sync.worker.settings import WorkerSettings

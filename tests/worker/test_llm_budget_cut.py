@@ -14,7 +14,8 @@ import pytest
 
 from gateway_sync.contract import schema as s
 from gateway_sync.worker.llm_budget import BUDGET_CUT, settle_reservations
-from gateway_sync.worker.proxy_llm import LLM_KEY, LlmSettings
+from gateway_sync.worker.llm_settings import LlmSettings
+from gateway_sync.worker.proxy_llm import LLM_KEY
 from gateway_sync.worker.token_limits import MemoryTokenLimiter, TokenBudget, budgets_for_plan
 from tests.worker.llm_world import KEY, TIGHT, Gateway, Mocks, gateway, mocks, settings_for, world
 from tests.worker.test_llm_resilience import joined_deltas, sse_events, until

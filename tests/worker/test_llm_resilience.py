@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from gateway_sync.worker.proxy_llm import LlmSettings
+from gateway_sync.worker.llm_settings import LlmSettings
 from tests.worker.llm_world import AMBIGUOUS, KEY, Gateway, Mocks, gateway, mocks, settings_for, world
 
 pytestmark = pytest.mark.anyio
