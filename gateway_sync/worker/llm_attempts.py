@@ -131,6 +131,16 @@ class AttemptLoop:
         self.whole = WholeAnswer()
 
     async def run(self, stages: list[Stage], headers: dict[str, str]) -> web.StreamResponse:
+        try:
+            return await self._run(stages, headers)
+        except asyncio.CancelledError:
+            # Cancelled (shutdown, a second SIGTERM): the stream will never be ended, so a
+            # reconnecting client must not wait on its buffer (abandon does no I/O).
+            if self.relay is not None:
+                await self.relay.abandon()
+            raise
+
+    async def _run(self, stages: list[Stage], headers: dict[str, str]) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         relay, record = self.relay, self.record
         first_route = stages[0].route

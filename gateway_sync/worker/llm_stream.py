@@ -15,7 +15,9 @@ counted before it is sent; once the budget refuses a top-up the stream ends ther
 
 A client that leaves stops the upstream call (the connection is closed), unless streams
 are resumable (a resume store is configured): then the answer, paid for either way, is
-read to its end into the store, for the client to fetch with ``Last-Event-ID``.
+read to its end into the store, for the client to fetch with ``Last-Event-ID``. A handler
+that is cancelled (shutdown, a second SIGTERM) abandons its response in the store instead:
+it can never be ended, and a replay answers 404 at once.
 """
 
 from __future__ import annotations
@@ -174,6 +176,12 @@ class StreamRelay:
                 await self.response.write_eof()
             except ConnectionError:
                 self.record.client_closed = True
+
+    async def abandon(self) -> None:
+        """The handler was cancelled: the stream will never be ended, so a reconnecting
+        client is answered 404 at once instead of waiting for the store's idle timeout."""
+        if self.response is not None and self.resume is not None:
+            await self.resume.abandon(self.response_id)
 
     # -- one upstream attempt -----------------------------------------------------------
 

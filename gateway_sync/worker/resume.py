@@ -7,7 +7,10 @@ The LLM proxy gives every SSE event it sends an ``id: <response_id>.<seq>`` line
 
 1. ``begin(response_id, app_id=...)`` when the stream starts;
 2. ``append(response_id, seq, event)`` with the exact bytes of each event as sent;
-3. ``end(response_id)`` once the last event has been sent;
+3. ``end(response_id)`` once the last event has been sent, or ``abandon(response_id)``
+   when the stream will never be finished (its handler was cancelled): the response stops
+   being buffered and becomes unavailable at once (its replay answers None, its
+   followers stop) rather than leaving a reconnecting client to wait for the idle timeout;
 4. ``replay(response_id, app_id=..., after_seq=...)`` for a reconnecting client: None when
    the response is unknown, expired, unavailable or another app's (the caller answers
    404), else an iterator over every event after ``after_seq``, which keeps following a
@@ -105,6 +108,9 @@ class ResumeStore(Protocol):
     async def append(self, response_id: str, seq: int, event: bytes) -> None: ...
 
     async def end(self, response_id: str) -> None: ...
+
+    async def abandon(self, response_id: str) -> None:
+        """The stream will not be finished: make it unavailable (does no I/O, never waits)."""
 
     async def replay(self, response_id: str, *, app_id: int, after_seq: int) -> AsyncIterator[bytes] | None:
         """None: answer 404. Otherwise the events after ``after_seq``, in order."""
@@ -204,6 +210,9 @@ class MemoryResumeStore:
             buffered.expires_at = time.monotonic() + self.window_s
             self._streams.move_to_end(response_id)
             buffered.notify()
+
+    async def abandon(self, response_id: str) -> None:
+        self._drop(response_id, "abandoned (its handler was cancelled)")
 
     async def replay(self, response_id: str, *, app_id: int, after_seq: int) -> AsyncIterator[bytes] | None:
         self.expire()

@@ -156,6 +156,10 @@ class RedisResumeStore:
         if self._live.pop(response_id, None) is not None:
             self._enqueue(response_id, _END, b"")
 
+    async def abandon(self, response_id: str) -> None:
+        """Deleted with the next flush; whatever of it is still queued is not written."""
+        self._give_up(response_id, "abandoned (its handler was cancelled)")
+
     # -- the writer ---------------------------------------------------------------------
 
     async def run(self) -> None:

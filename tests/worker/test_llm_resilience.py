@@ -14,6 +14,9 @@ import openai
 import pytest
 
 from gateway_sync.worker.llm_settings import LlmSettings
+from gateway_sync.worker.llm_stream import StreamRelay
+from gateway_sync.worker.resume import RESUME_STORE_KEY
+from gateway_sync.worker.resume_redis import RedisResumeStore
 from tests.worker.llm_world import AMBIGUOUS, KEY, Gateway, Mocks, gateway, mocks, settings_for, world
 
 pytestmark = pytest.mark.anyio
@@ -239,3 +242,47 @@ async def test_a_resumed_stream_delivers_the_rest_with_nothing_duplicated(tmp_pa
         other_app = {"Authorization": f"Bearer {AMBIGUOUS}", "Last-Event-ID": last_id}
         assert (await gw.client.get(f"/v1/streams/{response_id}", headers=other_app)).status == 404
         assert (await gw.client.get(f"/v1/streams/{'0' * 32}", headers=AUTH)).status == 404
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_a_cancelled_streaming_handler_leaves_its_response_unavailable_at_once(
+    tmp_path, upstreams, store, request, monkeypatch
+):
+    overrides: dict[str, object] = {"resume_window_s": 60}
+    if store == "redis":
+        overrides["redis_url"] = request.getfixturevalue("redis_url")
+    handlers: list[asyncio.Task[object]] = []
+    prepare = StreamRelay.prepare
+
+    async def noting_the_handler(self: StreamRelay) -> object:
+        task = asyncio.current_task()
+        if task is not None and task not in handlers:
+            handlers.append(task)
+        return await prepare(self)
+
+    monkeypatch.setattr(StreamRelay, "prepare", noting_the_handler)
+    async with gateway(settings_for(tmp_path, **overrides), world(upstreams)) as gw:
+        response = await gw.client.post(
+            "/v1/chat/completions",
+            json=chat("chat", stream=True),
+            headers={**AUTH, "x-mock-reply-tokens": "200", "x-mock-chunk-delay-ms": "20"},
+        )
+        response_id = response.headers["X-Gateway-Response-Id"]
+        head = ""
+        while len(sse_events(head)) < 3:
+            head += (await response.content.readuntil(b"\n\n")).decode()
+        last_id = sse_events(head)[-1][0]
+        assert last_id is not None
+        # Shutdown after its timeout (or a second SIGTERM) cancels the handler mid-stream.
+        assert len(handlers) == 1
+        handlers[0].cancel()
+        await until(handlers[0].done, "the handler to be cancelled")
+        response.close()
+        resume = gw.app[RESUME_STORE_KEY]
+        if isinstance(resume, RedisResumeStore):
+            await resume.flush()
+
+        started = time.monotonic()
+        resumed = await gw.client.get(f"/v1/streams/{response_id}", headers={**AUTH, "Last-Event-ID": last_id})
+        assert resumed.status == 404
+        assert time.monotonic() - started < 5.0, "answered at once, not after the idle timeout"
