@@ -10,7 +10,8 @@ and on what it answers, with exactly the detection of ``gateway_sync.guardrail_r
    never the text found), or a new body with redactions applied.
 4. ``stream_guard`` returns a ``StreamGuard`` for SSE responses. It holds back, per choice,
    the last ``window`` characters of text, so a match split across chunks is still whole
-   when it is judged; text is released once it can no longer be part of a match.
+   when it is judged; text is released once it can no longer be part of a match. The
+   arguments of streamed tool calls are held the same way, per choice and tool call.
 
 The window is the longest match the active response rules can produce, plus a margin for
 the look-ahead that ends a match (``LOOKAROUND_MARGIN``): 37 for card numbers (19 digits
@@ -37,7 +38,7 @@ import functools
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from gateway_sync.contract.schema import GuardrailPolicy, GuardrailRule, Plan, Product, Route
 from gateway_sync.guardrail_rules import Direction, Finding, evaluate, redact
@@ -353,6 +354,13 @@ class LlmGuard:
 _TEMPLATE_KEYS = ("id", "object", "created", "model", "system_fingerprint")
 
 
+class _Args(NamedTuple):
+    """The key under which a tool call's arguments are held: (choice index, call index)."""
+
+    choice: Any
+    call: Any
+
+
 class StreamGuard:
     """Checks the text of an SSE response chunk by chunk (parsed chunk dicts).
 
@@ -362,8 +370,15 @@ class StreamGuard:
     there blocks the stream, or is redacted and released whole; the rest is released. A
     chunk that carries no text for a choice (finish_reason, tool call deltas, role)
     releases that choice's held text first, as a chunk of its own just before it; a chunk
-    with no choices (usage) releases every choice's text first. Tool call argument deltas
-    pass unchecked, and log probabilities are dropped from the choices whose text is held.
+    with no choices (usage) releases every choice's text first. Log probabilities are
+    dropped from the choices whose text is held.
+
+    Tool call arguments (``delta.tool_calls[j].function.arguments``, chat only) are held
+    and checked the same way, per (choice index, tool call index): a fragment's arguments
+    are replaced by what may be released (a tool call left saying nothing is dropped from
+    the delta; its first fragment, with its id and name, always passes). A chunk of a
+    choice that does not go on with a tool call's arguments (another call, text, the
+    finish_reason) releases them first, as a chunk of their own just before it.
     """
 
     def __init__(
@@ -373,7 +388,9 @@ class StreamGuard:
         self.window = window
         self._endpoint = endpoint
         self._policies = policies
+        # Text by choice index; tool call arguments by _Args(choice index, call index).
         self._held: dict[Any, str] = {}
+        self._holds_arguments = False
         self._context: dict[Any, str] = {}
         self._template: Chunk = {}
         self._actions = _Actions()
@@ -398,20 +415,40 @@ class StreamGuard:
                 continue
             index = choice.get("index", 0)
             text = self._text_of(choice)
+            calls = self._arguments_of(choice)
             ends = choice.get("finish_reason") is not None
+            released = ""
             if text is None:
-                released = self._release(index, "", final=True)
-                if released is None:
+                held = self._release(index, "", final=True)
+                if held is None:
                     return self._step([])
-                if released:
-                    emit.append(self._text_chunk(index, released))
+                if held:
+                    emit.append(self._text_chunk(index, held))
+            # Arguments held for this choice's tool calls that this chunk does not go on
+            # with are released first, as chunks of their own.
+            pending = self._held if self._holds_arguments else ()
+            for key in [k for k in pending if isinstance(k, _Args) and k.choice == index and k.call not in calls]:
+                held = self._release(key, "", final=True)
+                if held is None:
+                    return self._step([])
+                if held:
+                    emit.append(self._arguments_chunk(key, held))
+            if text is None and not calls:
                 kept.append(choice)
                 continue
-            released = self._release(index, text, final=ends)
-            if released is None:
-                return self._step([])
-            rewritten = self._with_text(choice, released)
-            if released or ends or self._carries_more(choice):
+            rewritten = choice
+            if text is not None:
+                released_text = self._release(index, text, final=ends)
+                if released_text is None:
+                    return self._step([])
+                released = released_text
+                rewritten = self._with_text(choice, released)
+            if calls:
+                with_arguments = self._with_arguments(rewritten, index, calls, final=ends)
+                if with_arguments is None:
+                    return self._step([])
+                rewritten = with_arguments
+            if released or ends or self._carries_more(rewritten):
                 kept.append(rewritten)
         # A chunk whose text is all held is dropped, unless it carries usage.
         if kept or chunk.get("usage") is not None:
@@ -436,7 +473,11 @@ class StreamGuard:
             if released is None:
                 return None
             if released:
-                emit.append(self._text_chunk(index, released))
+                emit.append(
+                    self._arguments_chunk(index, released)
+                    if isinstance(index, _Args)
+                    else self._text_chunk(index, released)
+                )
         return emit
 
     def _release(self, index: Any, text: str, *, final: bool) -> str | None:
@@ -477,6 +518,57 @@ class StreamGuard:
             delta = choice.get("delta")
             text = delta.get("content") if isinstance(delta, dict) else None
         return text if isinstance(text, str) else None
+
+    def _arguments_of(self, choice: dict[str, Any]) -> dict[Any, str]:
+        """The argument fragments of a chat choice's tool call deltas, by tool call index."""
+        if self._endpoint != "chat":
+            return {}
+        delta = choice.get("delta")
+        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+        if not isinstance(calls, list):
+            return {}
+        found: dict[Any, str] = {}
+        for position, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str):
+                found[call.get("index", position)] = arguments
+        return found
+
+    def _with_arguments(
+        self, choice: dict[str, Any], index: Any, calls: dict[Any, str], *, final: bool
+    ) -> dict[str, Any] | None:
+        """``choice`` with each tool call's arguments replaced by what may be sent now (a
+        tool call left with nothing to say is dropped); None if blocked."""
+        kept: list[Any] = []
+        for position, call in enumerate(choice["delta"]["tool_calls"]):
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+                kept.append(call)
+                continue
+            number = call.get("index", position)
+            self._holds_arguments = True
+            released = self._release(_Args(index, number), calls[number], final=final)
+            if released is None:
+                return None
+            new_function = {**function, "arguments": released}
+            says_more = any(v is not None for k, v in call.items() if k not in ("index", "function")) or any(
+                v is not None for k, v in function.items() if k != "arguments"
+            )
+            if released or says_more:
+                kept.append({**call, "function": new_function})
+        delta = {key: value for key, value in choice["delta"].items() if key != "tool_calls"}
+        if kept:
+            delta["tool_calls"] = kept
+        new = {**choice, "delta": delta}
+        if new.get("logprobs") is not None:
+            new["logprobs"] = None
+        return new
+
+    def _arguments_chunk(self, key: _Args, arguments: str) -> Chunk:
+        call = {"index": key.call, "function": {"arguments": arguments}}
+        choice = {"index": key.choice, "delta": {"tool_calls": [call]}, "logprobs": None, "finish_reason": None}
+        return {**self._template, "choices": [choice]}
 
     def _with_text(self, choice: dict[str, Any], text: str) -> dict[str, Any]:
         new = (

@@ -358,6 +358,112 @@ def test_the_held_text_is_released_before_finish_and_usage_chunks():
     assert all(c["id"] == "chatcmpl-1" and c["model"] == "m" for c in sent)
 
 
+def tool_chunk(arguments: str, *, call: int = 0, first: bool = False, index: int = 0) -> dict[str, Any]:
+    """A chat chunk carrying one fragment of a tool call's arguments (the first with its
+    id and name, as OpenAI sends it)."""
+    function: dict[str, Any] = {"arguments": arguments}
+    item: dict[str, Any] = {"index": call, "function": function}
+    if first:
+        item.update(id=f"call_{call}", type="function")
+        function["name"] = "pay"
+    return chat_chunk(index=index, tool_calls=[item])
+
+
+def arguments_of(sent: list[dict[str, Any]], call: int = 0, index: int = 0) -> str:
+    parts = []
+    for chunk in sent:
+        for choice in chunk["choices"]:
+            if choice["index"] != index:
+                continue
+            for item in choice.get("delta", {}).get("tool_calls") or ():
+                if item.get("index") == call:
+                    parts.append(item["function"]["arguments"])
+    return "".join(parts)
+
+
+def test_a_card_number_split_across_two_tool_call_argument_fragments_blocks_the_stream():
+    g = response_guard("block", "pii_credit_card")
+
+    sent, step = stream(
+        g,
+        [
+            chat_chunk(role="assistant"),
+            tool_chunk("", first=True),
+            tool_chunk('{"card": "4111 1111'),
+            tool_chunk(' 1111 1111"}'),
+            chat_chunk(finish="tool_calls"),
+        ],
+    )
+
+    assert step.blocked
+    assert step.actions == ["block:pii_credit_card"]
+    assert "4111" not in arguments_of(sent)
+    assert all(c["choices"][0]["finish_reason"] is None for c in sent)
+
+
+def test_a_card_number_split_across_two_tool_call_argument_fragments_is_redacted():
+    g = response_guard("redact", "pii_credit_card")
+
+    sent, step = stream(
+        g,
+        [
+            chat_chunk(role="assistant"),
+            tool_chunk("", first=True),
+            tool_chunk('{"card": "4111 1111'),
+            tool_chunk(' 1111 1111", "memo": "thanks"}'),
+            chat_chunk(finish="tool_calls"),
+        ],
+    )
+
+    assert arguments_of(sent) == '{"card": "[CARD]", "memo": "thanks"}'
+    assert step.actions == ["redact:pii_credit_card"]
+    # The first fragment (id, name) passes at once; the held arguments come before the finish.
+    first = sent[1]["choices"][0]["delta"]["tool_calls"][0]
+    assert first == {"index": 0, "id": "call_0", "type": "function", "function": {"name": "pay", "arguments": ""}}
+    assert sent[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert sent[-1]["choices"][0]["delta"] == {}
+    assert "tool_calls" in sent[-2]["choices"][0]["delta"]
+
+
+def test_each_tool_call_holds_its_own_arguments_and_a_new_call_releases_the_previous_one():
+    g = response_guard("redact", "pii_credit_card", "pii_email")
+    chunks = [tool_chunk("", call=0, first=True)]
+    chunks += [tool_chunk(c, call=0) for c in f'{{"to": "{EMAIL}"}}']
+    chunks += [tool_chunk("", call=1, first=True)]
+    chunks += [tool_chunk(c, call=1) for c in f'{{"card": "{CARD}"}}']
+    chunks += [chat_chunk(finish="tool_calls")]
+
+    sent, _ = stream(g, chunks)
+
+    assert arguments_of(sent, 0) == '{"to": "[EMAIL]"}'
+    assert arguments_of(sent, 1) == '{"card": "[CARD]"}'
+    calls = [item["index"] for c in sent for item in c["choices"][0].get("delta", {}).get("tool_calls") or ()]
+    assert calls == sorted(calls), "the first call's arguments are all out before the second call starts"
+    assert sent[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_held_tool_call_arguments_are_released_by_finish_and_usage_chunks():
+    g = response_guard("redact", "pii_email")
+    usage = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": []}
+    usage["usage"] = {"total_tokens": 3}
+
+    sent, _ = stream(g, [tool_chunk("", first=True), tool_chunk('{"a": 1}'), usage])
+    assert arguments_of(sent) == '{"a": 1}'
+    assert sent[-1] is usage
+
+    sent, _ = stream(g, [tool_chunk("", first=True), tool_chunk('{"a": 1}')])
+    assert arguments_of(sent) == '{"a": 1}'
+    assert sent[-1]["choices"][0]["delta"] == {"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 1}'}}]}
+
+
+def test_tool_call_argument_chunks_pass_untouched_without_response_rules():
+    g = guard(rule("pii_credit_card", "block"))
+    sg = g.stream_guard("chat")
+    chunk = tool_chunk(f'{{"card": "{CARD}"}}')
+
+    assert sg.process(chunk).emit[0] is chunk
+
+
 def test_the_role_only_first_chunk_passes_at_once():
     g = response_guard("redact", "pii_email")
     sg = g.stream_guard("chat")
