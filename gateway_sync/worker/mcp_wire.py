@@ -7,6 +7,8 @@ Nothing here talks to an upstream; proxy_mcp.py does, with these pieces.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -27,6 +29,11 @@ DEFAULT_VERSION = "2025-03-26"
 FORWARDED = ("Content-Type", "Last-Event-ID", "Mcp-Method", "Mcp-Name", "User-Agent")
 # Response headers that cross back to the client (the session id is swapped).
 RETURNED = ("Content-Type", "Cache-Control", "Allow", "Retry-After")
+# 2026-07-28: routing headers that must repeat the body, checked by the gateway itself.
+METHOD_HEADER = "Mcp-Method"
+NAME_HEADER = "Mcp-Name"
+# The methods whose Mcp-Name mirrors a param, and which param (the mcp SDK's table too).
+NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 SSE = "text/event-stream"
 JSON_TYPE = "application/json"
 BOTH = f"{JSON_TYPE}, {SSE}"
@@ -38,6 +45,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 # The 2026-07-28 revision's code for an unsupported MCP-Protocol-Version (the mcp SDK's too).
 UNSUPPORTED_VERSION = -32022
+# The 2026-07-28 revision's code for Mcp-Method/Mcp-Name headers that disagree with the body.
+HEADER_MISMATCH = -32020
 # The gateway's own refusals (auth, quota, unknown server or session): the JSON-RPC server
 # error range, with the HTTP status and a stable code in ``data``.
 GATEWAY_REFUSAL = -32000
@@ -121,6 +130,38 @@ def parse_message(body: bytes) -> Message | web.Response:
         request_id=decoded.get("id"),
         params=params if isinstance(params, dict) else {},
     )
+
+
+_B64 = re.compile(r"=\?base64\?(.*)\?=")
+
+
+def _header_value(value: str) -> str | None:
+    """A routing header's value: as sent, or decoded from the spec's ``=?base64?...?=``
+    form (None when that form is malformed, so it matches nothing)."""
+    match = _B64.fullmatch(value)
+    if match is None:
+        return value
+    try:
+        decoded = base64.b64decode(match.group(1), validate=True)
+        return decoded.decode("utf-8") if base64.b64encode(decoded).decode() == match.group(1) else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def header_mismatch(message: Message, headers: Mapping[str, str]) -> web.Response | None:
+    """The 400 (-32020) for an ``Mcp-Method`` that is not the body's method, or an
+    ``Mcp-Name`` that is not its ``params.name`` (tools/call, prompts/get) or ``params.uri``
+    (resources/read); None when they match or are absent."""
+    method = headers.get(METHOD_HEADER)
+    if method is not None and method != message.method:
+        detail = f"The {METHOD_HEADER} header does not match the request body's method."
+        return rpc_error(400, HEADER_MISMATCH, detail, request_id=message.request_id)
+    name = headers.get(NAME_HEADER)
+    key = NAME_PARAMS.get(message.method)
+    if name is not None and key is not None and _header_value(name) != message.params.get(key):
+        detail = f"The {NAME_HEADER} header does not match the request body's {key!r} parameter."
+        return rpc_error(400, HEADER_MISMATCH, detail, request_id=message.request_id)
+    return None
 
 
 def filter_tools(message: dict[str, Any], allowed: frozenset[str]) -> dict[str, Any] | None:

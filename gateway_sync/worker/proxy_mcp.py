@@ -16,6 +16,9 @@ again, so the client never notices. DELETE ends both.
 Per-tool permissions: the plan's ``allowed_tools`` (empty: every tool) filter
 ``tools/list`` results, and a ``tools/call`` of another tool is answered, without calling
 the upstream, with the JSON-RPC error an unknown tool gets (-32602).
+
+Routing headers (2026-07-28): an ``Mcp-Method`` or ``Mcp-Name`` header that disagrees with
+the body is a 400 with -32020, without calling the upstream; absent ones are not required.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from gateway_sync.worker.mcp_wire import (
     Message,
     call_failed,
     filter_tools,
+    header_mismatch,
     parse_message,
     refusal,
     rpc_error,
@@ -241,6 +245,9 @@ class _Exchange:
         message = parse_message(body)
         if isinstance(message, web.Response):
             return message
+        mismatch = header_mismatch(message, self.request.headers)
+        if mismatch is not None:  # 2026-07-28: the routing headers must repeat the body
+            return mismatch
         allowed = frozenset(self.caller.plan.allowed_tools)
         tool = message.tool_name
         if tool is not None:
