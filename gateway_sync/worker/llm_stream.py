@@ -30,7 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway_sync.worker.errors_openai import sse_error_event
-from gateway_sync.worker.guard import StreamGuard
+from gateway_sync.worker.guard_stream import StreamGuard
 from gateway_sync.worker.llm_budget import BUDGET_CUT, StreamBudget
 from gateway_sync.worker.llm_usage import UsageTally, completion_text, reported_usage
 from gateway_sync.worker.llm_wire import DONE, KEEPALIVE, SSEEvent, SSEParser, decode_json, encode_json, format_event
