@@ -48,6 +48,7 @@ from gateway_sync.worker.llm_catalog import (
     models_for_key,
     resolve_model,
 )
+from gateway_sync.worker.llm_resume import replay_stream
 from gateway_sync.worker.llm_settings import LlmSettings
 from gateway_sync.worker.llm_stream import StreamRelay
 from gateway_sync.worker.llm_usage import (
@@ -199,7 +200,7 @@ async def handle_resume(request: web.Request) -> web.StreamResponse:
         if parsed is None or parsed[0] != response_id:
             return unknown_stream()
         after = parsed[1]
-    return await _replay(request, llm, key.app_id, response_id, after)
+    return await replay_stream(request, llm.resume, key.app_id, response_id, after)
 
 
 async def _finish(task: asyncio.Future[Any]) -> None:
@@ -208,29 +209,6 @@ async def _finish(task: asyncio.Future[Any]) -> None:
     await asyncio.wait([task])
     if not task.cancelled():
         task.exception()  # retrieved: not logged as an unhandled task error
-
-
-async def _replay(
-    request: web.Request, llm: LlmProxy, app_id: int, response_id: str, after_seq: int
-) -> web.StreamResponse:
-    """The rest of a buffered stream: no upstream call, nothing billed again."""
-    if llm.resume is None:
-        return unknown_stream()
-    events = await llm.resume.replay(response_id, app_id=app_id, after_seq=after_seq)
-    if events is None:
-        return unknown_stream()
-    response = web.StreamResponse(status=200)
-    response.headers["Content-Type"] = "text/event-stream; charset=utf-8"
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Gateway-Response-Id"] = response_id
-    await response.prepare(request)
-    try:
-        async for event in events:
-            await response.write(event)
-        await response.write_eof()
-    except ConnectionError:
-        pass
-    return response
 
 
 async def _handle_recorded(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
@@ -291,7 +269,7 @@ class _Completion:
             parsed_id = parse_last_event_id(last_event_id)
             if parsed_id is None:
                 return unknown_stream()
-            return await _replay(request, llm, key.app_id, parsed_id[0], parsed_id[1])
+            return await replay_stream(request, llm.resume, key.app_id, parsed_id[0], parsed_id[1])
 
         raw = await self._read_body()
         if isinstance(raw, web.Response):

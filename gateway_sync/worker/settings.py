@@ -102,7 +102,7 @@ class WorkerSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         """The settings in ``environ`` (default: ``os.environ``); WorkerSettingsError if any
         value is unusable."""
-        env = _Environment(os.environ if environ is None else environ)
+        env = Environment(os.environ if environ is None else environ)
         redis_url = env.string("REDIS_URL")
         if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise WorkerSettingsError(f"REDIS_URL={redis_url!r} is not a redis://, rediss:// or unix:// URL")
@@ -141,7 +141,10 @@ class WorkerSettings:
         )
 
 
-class _Environment:
+class Environment:
+    """Typed readers of environment variables (with ``NAME_FILE``), each failing with a
+    message that names the variable; shared by every worker settings class."""
+
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
 
