@@ -20,9 +20,12 @@ A second SIGTERM or SIGINT cancels the requests still in flight at once.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from aiohttp import hdrs, web
 
@@ -33,6 +36,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LISTEN_BACKLOG = 4096
 # What aiohttp's own connection shutdown may still wait once the drain is over.
 AFTER_DRAIN_TIMEOUT_S = 2.0
+# The cleanup after the drain (background tasks, final flushes, clients closed) normally
+# takes milliseconds; past this, something is stuck, and the process must still end.
+CLEANUP_TIMEOUT_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -166,4 +172,22 @@ async def serve(app: web.Application, settings: WorkerSettings, *, reuse_port: b
     finally:
         # The signal handlers stay until the loop closes: a signal during the cleanup only
         # cancels what is left (drain.abandon), it does not kill the process.
-        await runner.cleanup()
+        try:
+            async with asyncio.timeout(CLEANUP_TIMEOUT_S):
+                await runner.cleanup()
+        except TimeoutError:
+            _stop_stuck(settings.worker_id)
+
+
+def _stop_stuck(worker_id: str) -> NoReturn:
+    """A cleanup that does not finish: log every task's stack (what to fix next) and end
+    the process, since a task that ignores cancellation would also hang the loop's close."""
+    log.error("worker %s: cleanup still running after %.0f s; stopping anyway", worker_id, CLEANUP_TIMEOUT_S)
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not current:
+            stack = io.StringIO()
+            task.print_stack(file=stack)
+            log.error("pending task %s:\n%s", task.get_name(), stack.getvalue())
+    logging.shutdown()
+    os._exit(0)

@@ -178,20 +178,14 @@ class Environment:
         return value
 
     def interval(self, name: str, default: float) -> float:
-        raw = self.string(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise WorkerSettingsError(f"{name}={raw!r} is not a number of seconds") from None
         # Below 10 ms a loop would spin; above an hour it is surely a unit mistake (ms for s).
-        if not (math.isfinite(value) and 0.01 <= value <= 3600):
-            raise WorkerSettingsError(f"{name}={raw!r}: use a number of seconds between 0.01 and 3600")
-        return value
+        return self._seconds(name, default, 0.01, 3600, "between 0.01 and 3600")
 
     def window(self, name: str, default: float) -> float:
         """A number of seconds where 0 means "off"; at most a day."""
+        return self._seconds(name, default, 0, 86400, "between 0 (off) and 86400")
+
+    def _seconds(self, name: str, default: float, low: float, high: float, allowed: str) -> float:
         raw = self.string(name)
         if not raw:
             return default
@@ -199,8 +193,8 @@ class Environment:
             value = float(raw)
         except ValueError:
             raise WorkerSettingsError(f"{name}={raw!r} is not a number of seconds") from None
-        if not (math.isfinite(value) and 0 <= value <= 86400):
-            raise WorkerSettingsError(f"{name}={raw!r}: use a number of seconds between 0 (off) and 86400")
+        if not (math.isfinite(value) and low <= value <= high):
+            raise WorkerSettingsError(f"{name}={raw!r}: use a number of seconds {allowed}")
         return value
 
     def fail_mode(self) -> Literal["open", "closed"]:

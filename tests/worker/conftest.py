@@ -7,6 +7,7 @@ once, take turns instead of reading each other's snapshots.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import tempfile
@@ -21,16 +22,37 @@ from demo_upstreams import echo
 from demo_upstreams.inprocess import serve_aiohttp
 from tests.worker.snapshots import FolderPublisher, RedisPublisher
 
-_REDIS_LOCK = Path(tempfile.gettempdir()) / "gateway-worker-tests-redis-db14.lock"
 
-
-def _worker_redis_url() -> str:
-    """The test Redis server (TEST_REDIS_URL), database 14."""
+def redis_test_url(db: int) -> str:
+    """Database ``db`` of the test Redis server (TEST_REDIS_URL)."""
     base = urlsplit(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
-    return urlunsplit((base.scheme, base.netloc, "/14", "", ""))
+    return urlunsplit((base.scheme, base.netloc, f"/{db}", "", ""))
 
 
-REDIS_URL = _worker_redis_url()
+REDIS_URL = redis_test_url(14)
+
+
+@contextlib.contextmanager
+def locked_redis(db: int, pattern: str) -> Iterator[str]:
+    """Database ``db``, emptied of ``pattern`` keys before and after, held under an
+    exclusive file lock so parallel test processes (and test runs) take turns on it."""
+    url = redis_test_url(db)
+    with (Path(tempfile.gettempdir()) / f"gateway-worker-tests-redis-db{db}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = redis.Redis.from_url(url)
+        try:
+            _flush(client, pattern)
+            yield url
+            _flush(client, pattern)
+        finally:
+            client.close()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _flush(client: redis.Redis, pattern: str) -> None:
+    keys = list(client.scan_iter(pattern))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture
@@ -48,25 +70,11 @@ def folder(snapshot_dir: Path) -> FolderPublisher:
     return FolderPublisher(snapshot_dir)
 
 
-def _flush_gateway_keys(client: redis.Redis) -> None:
-    keys = list(client.scan_iter("gateway:*"))
-    if keys:
-        client.delete(*keys)
-
-
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """Database 14, emptied of ``gateway:*`` keys, for this test alone."""
-    with _REDIS_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            _flush_gateway_keys(client)
-            yield REDIS_URL
-            _flush_gateway_keys(client)
-        finally:
-            client.close()
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked_redis(14, "gateway:*") as url:
+        yield url
 
 
 @pytest.fixture

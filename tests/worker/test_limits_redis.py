@@ -5,58 +5,39 @@ the fail-open and fail-closed policies when Redis goes away and comes back."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
-import redis
 
 from gateway_sync.worker.limits import Limit, MemoryLimiter, RedisLimiter, limiter_redis_client, rate_limit_headers
+from tests.worker.conftest import locked_redis, redis_test_url
 from tests.worker.private_redis import private_redis
 from tests.worker.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
-_base = urlsplit(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
-REDIS_URL = urlunsplit((_base.scheme, _base.netloc, "/13", "", ""))
+_base = urlsplit(redis_test_url(13))
+REDIS_URL = redis_test_url(13)
 REDIS_ADDRESS = (_base.hostname or "127.0.0.1", _base.port or 6379)
-_LOCK = Path(tempfile.gettempdir()) / "gateway-worker-tests-redis-db13.lock"
 ROOT = Path(__file__).resolve().parents[2]
 
 SECOND = Limit(window_s=1, max_requests=10, name="second")
 MINUTE = Limit(window_s=60, max_requests=100, name="minute")
 
 
-def _flush(client: redis.Redis) -> None:
-    keys = list(client.scan_iter("gateway:rl:*"))
-    if keys:
-        client.delete(*keys)
-
-
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """Database 13 without ``gateway:rl:*`` keys, for this test alone (a file lock makes
-    parallel test processes take turns)."""
-    with _LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            _flush(client)
-            yield REDIS_URL
-            _flush(client)
-        finally:
-            client.close()
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """Database 13 without ``gateway:rl:*`` keys, for this test alone."""
+    with locked_redis(13, "gateway:rl:*") as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,19 +6,16 @@ from two, the roll-over rule on Redis's clock, and Redis going away."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import math
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -32,14 +29,14 @@ from gateway_sync.worker.token_limits import (
     token_key,
     token_rate_limit_headers,
 )
+from tests.worker.conftest import locked_redis, redis_test_url
 from tests.worker.private_redis import private_redis
 from tests.worker.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
-_base = urlsplit(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
-REDIS_URL = urlunsplit((_base.scheme, _base.netloc, "/13", "", ""))
-_LOCK = Path(tempfile.gettempdir()) / "gateway-worker-tests-redis-db13.lock"
+_base = urlsplit(redis_test_url(13))
+REDIS_URL = redis_test_url(13)
 ROOT = Path(__file__).resolve().parents[2]
 
 TPM = TokenBudget("tokens", MINUTE_S, 500, "minute")
@@ -47,25 +44,11 @@ TPD = TokenBudget("tokens", DAY_S, 2_000, "day")
 USD = TokenBudget("microusd", MONTH_S, 1_000_000, "month")
 
 
-def _flush(client: redis.Redis) -> None:
-    keys = list(client.scan_iter("gateway:tl:*"))
-    if keys:
-        client.delete(*keys)
-
-
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """Database 13 without ``gateway:tl:*`` keys, for this test alone."""
-    with _LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            _flush(client)
-            yield REDIS_URL
-            _flush(client)
-        finally:
-            client.close()
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked_redis(13, "gateway:tl:*") as url:
+        yield url
 
 
 @pytest.fixture
